@@ -1,0 +1,62 @@
+# stockfeed: every command a developer or CI needs. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# Chalice deploys the Lambda with the local interpreter's version, so everything runs on 3.13.
+# Look on PATH first, then in pyenv's and the usual install locations.
+PYTHON313 ?= $(shell for candidate in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 \
+	/usr/local/bin/python3.13 /usr/bin/python3.13; do \
+	if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; \
+	then echo "$$candidate"; break; fi; done)
+
+.PHONY: help venv run smoke test check fmt lint types bench clean
+
+help:
+	@echo "make run    - start the local stack on the real store list and replay one real day"
+	@echo "make smoke  - the same pipeline, non-interactive and short; prints one JSON line"
+	@echo "make test   - the whole test suite (what CI runs)"
+	@echo "make check  - format check, lint (ruff), types (mypy) and the tests"
+	@echo "make fmt    - format the code with ruff"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@if [ -z "$(PYTHON313)" ]; then \
+		echo "error: Python 3.13 was not found (looked on PATH and in ~/.pyenv/versions)."; \
+		echo "Install it, for example 'pyenv install 3.13.0' or your OS package 'python3.13',"; \
+		echo "or pass its path: make PYTHON313=/path/to/python3.13 ..."; \
+		exit 1; \
+	fi
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))'; then \
+		echo "Removing $(VENV): it was not made with Python 3.13"; rm -rf $(VENV); fi
+	@[ -x $(PY) ] || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) -m ops.cli local run $(RUN_ARGS)
+
+smoke: venv
+	$(PY) -m ops.cli local smoke $(SMOKE_ARGS)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+fmt: venv
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+lint: venv
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+types: venv
+	$(PY) -m mypy
+
+check: lint types test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

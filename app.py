@@ -1,0 +1,192 @@
+"""stockfeed's Lambda functions: the submission API and the stock stream handler.
+
+This module is the thin edge: it parses requests and events, calls one domain object from
+`chalicelib`, and maps domain errors to HTTP responses. Nothing here talks to AWS directly.
+"""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from chalice.app import Chalice, Response
+from chalice.app import DynamoDBEvent
+from pydantic import ValidationError
+
+from chalicelib.errors import (
+    ForeignStoreKeyError,
+    InsufficientStockError,
+    InvalidApiKeyError,
+    NoStockRecordedError,
+    StockfeedError,
+    UnknownStoreError,
+)
+from chalicelib.messages import MESSAGES, Language, choose_language, describe_validation_error
+from chalicelib.regeneration import MalformedRecordError, change_from_record
+from chalicelib.runtime import Runtime
+from chalicelib.settings import Settings
+from chalicelib.stock import StockState
+from chalicelib.submissions import submission_adapter
+
+SETTINGS = Settings.from_environment()
+logger = Logger(service="stockfeed", level=SETTINGS.log_level)
+app = Chalice(app_name="stockfeed")
+app.log.setLevel(SETTINGS.log_level)
+
+JSON_UTF8 = "application/json; charset=utf-8"
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The process's domain objects, built on first use."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime(SETTINGS)
+    return _runtime
+
+
+def use_runtime(replacement: Runtime | None) -> None:
+    """Swap the domain objects, for tests and the local stack that pick resources at run time."""
+    global _runtime
+    _runtime = replacement
+
+
+def _json_response(status: int, body: dict[str, Any]) -> Response:
+    return Response(
+        body=json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers={"Content-Type": JSON_UTF8, "Cache-Control": "no-store"},
+    )
+
+
+def _error(
+    status: int, language: Language, message_id: str, field: str | None = None, **values: Any
+) -> Response:
+    message = MESSAGES[message_id]
+    body = {
+        "error": {
+            "code": message_id,
+            "field": field,
+            "message": message.render(language, field=field, **values),
+        }
+    }
+    return _json_response(status, body)
+
+
+def _state_body(state: StockState) -> dict[str, Any]:
+    remain_stat = state.remain_stat
+    return {
+        "code": state.code,
+        "stock": state.stock,
+        "remain_stat": remain_stat.value if remain_stat else None,
+        "stock_at": state.stock_at,
+        "created_at": state.reported_at,
+        "version": state.version,
+    }
+
+
+def _bearer_token(headers: Any) -> str | None:
+    value = headers.get("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _parse_body(raw: bytes, language: Language) -> Any | Response:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _error(400, language, "body_not_utf8", "body")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        return _error(400, language, "body_not_json", "body", detail=error.msg)
+
+
+@app.route("/v1/stores/{code}/submissions", methods=["POST"], content_types=["application/json"])
+def post_submission(code: str) -> Response:
+    """Record one delivery, sale, pause or resume for the store in the path."""
+    request = app.current_request
+    assert request is not None  # chalice sets it for every route invocation
+    language = choose_language(request.headers.get("accept-language"))
+    raw_body = request.raw_body
+    body = _parse_body(raw_body if isinstance(raw_body, bytes) else b"", language)
+    if isinstance(body, Response):
+        return body
+    if not isinstance(body, dict):
+        return _error(400, language, "body_not_object", "body")
+    try:
+        event = submission_adapter.validate_python(body)
+    except ValidationError as error:
+        field, message_id, values = describe_validation_error(error.errors()[0])
+        return _error(400, language, message_id, field, **values)
+    try:
+        state = runtime().submissions.submit(code, _bearer_token(request.headers), event)
+    except StockfeedError as error:
+        return _domain_error(error, language)
+    logger.info(
+        "submission accepted", extra={"store": code, "type": event.type, "version": state.version}
+    )
+    return _json_response(200, _state_body(state))
+
+
+def _domain_error(error: StockfeedError, language: Language) -> Response:
+    match error:
+        case InvalidApiKeyError():
+            return _error(401, language, "unauthorized", "Authorization")
+        case ForeignStoreKeyError():
+            return _error(
+                403,
+                language,
+                "forbidden",
+                "Authorization",
+                key_code=error.key_code,
+                code=error.target_code,
+            )
+        case NoStockRecordedError():
+            return _error(409, language, "no_stock", "type", code=error.code)
+        case InsufficientStockError():
+            return _error(
+                409,
+                language,
+                "oversell",
+                "quantity",
+                code=error.code,
+                available=error.available,
+                requested=error.requested,
+            )
+        case UnknownStoreError():
+            return _error(404, language, "unknown_store", "code", code=error.code)
+    raise error
+
+
+@app.route("/v1/health", methods=["GET"])
+def health() -> dict[str, str]:
+    """Liveness probe; touches no AWS resource."""
+    return {"status": "ok", "stage": SETTINGS.stage}
+
+
+@app.on_dynamodb_record(
+    stream_arn=SETTINGS.stream_arn,
+    batch_size=100,
+    starting_position="LATEST",
+    name="on_store_change",
+)
+def on_store_change(event: DynamoDBEvent) -> dict[str, Any]:
+    """Republish the tiles of the stores in this batch; report records that failed."""
+    changes = []
+    failures: list[str] = []
+    # Raw records, not chalice's DynamoDBRecord: that class raises on a record missing a key,
+    # which would fail the whole batch instead of the one bad record.
+    for record in event.to_dict().get("Records", []):
+        try:
+            changes.append(change_from_record(record))
+        except MalformedRecordError:
+            logger.exception(
+                "skipping malformed stream record", extra={"event_id": record.get("eventID")}
+            )
+            failures.append(str(record.get("dynamodb", {}).get("SequenceNumber", "")))
+    outcome = runtime().regenerator.apply(changes)
+    logger.info("tiles published", extra={"records": len(changes), "tiles": len(outcome.published)})
+    failed = sorted({*failures, *outcome.failed_sequence_numbers} - {""})
+    return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}

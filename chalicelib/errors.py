@@ -1,0 +1,48 @@
+"""Domain errors. The API edge maps each one to an HTTP status and a bilingual message."""
+
+
+class StockfeedError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidApiKeyError(StockfeedError):
+    """The key is missing, malformed, revoked or not the store's current key."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"invalid API key for store {code}")
+        self.code = code
+
+
+class ForeignStoreKeyError(StockfeedError):
+    """A valid key of one store was used on another store's resource."""
+
+    def __init__(self, key_code: str, target_code: str) -> None:
+        super().__init__(f"key of store {key_code} cannot submit for store {target_code}")
+        self.key_code = key_code
+        self.target_code = target_code
+
+
+class NoStockRecordedError(StockfeedError):
+    """A sale arrived for a store that has never reported a delivery."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"store {code} has no recorded stock; post a delivery first")
+        self.code = code
+
+
+class InsufficientStockError(StockfeedError):
+    """A sale larger than the stock the store holds."""
+
+    def __init__(self, code: str, available: int, requested: int) -> None:
+        super().__init__(f"store {code} holds {available}, cannot sell {requested}")
+        self.code = code
+        self.available = available
+        self.requested = requested
+
+
+class UnknownStoreError(StockfeedError):
+    """The store code is not in the registry."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"store {code} is not registered")
+        self.code = code

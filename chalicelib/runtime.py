@@ -1,0 +1,81 @@
+"""Wiring: builds the AWS clients and the domain objects from the settings, once, on first use.
+
+No boto3 client exists at import time, so importing app.py stays fast for cold starts and
+safe under test setups that pick the endpoint after import.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.clock import Clock, system_clock
+from chalicelib.keys import KeyRegistry
+from chalicelib.publishing import TileBucket
+from chalicelib.regeneration import TileRegenerator
+from chalicelib.settings import Settings
+from chalicelib.stock import StockLedger
+from chalicelib.stores import StoreRegistry
+from chalicelib.submissions import SubmissionService
+
+# Short timeouts and standard retry mode: a Lambda should fail fast and let the caller retry.
+_CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "max_attempts": 3},
+    max_pool_connections=32,
+)
+
+
+@dataclass
+class Runtime:
+    """The domain objects of one process, sharing clients."""
+
+    settings: Settings
+    clock: Clock = system_clock
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return boto3.client("dynamodb", config=_CLIENT_CONFIG)
+
+    @cached_property
+    def s3(self) -> Any:
+        return boto3.client("s3", config=_CLIENT_CONFIG)
+
+    @cached_property
+    def ledger(self) -> StockLedger:
+        return StockLedger(
+            self.dynamodb, self.settings.table_name, self.settings.timezone, self.clock
+        )
+
+    @cached_property
+    def keys(self) -> KeyRegistry:
+        return KeyRegistry(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def registry(self) -> StoreRegistry:
+        return StoreRegistry(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def submissions(self) -> SubmissionService:
+        return SubmissionService(self.ledger, self.keys, self.settings.timezone)
+
+    @cached_property
+    def bucket(self) -> TileBucket:
+        return TileBucket(
+            self.s3,
+            self.settings.bucket_name,
+            self.settings.tile_prefix,
+            self.settings.tile_max_age_s,
+        )
+
+    @cached_property
+    def regenerator(self) -> TileRegenerator:
+        return TileRegenerator(
+            self.bucket,
+            stage=self.settings.stage,
+            zone=self.settings.timezone,
+            clock=self.clock,
+        )

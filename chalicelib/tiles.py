@@ -1,0 +1,158 @@
+"""Tile content: which tiles a store belongs to and what a tile document contains.
+
+Pure functions only; `publishing` stores the documents and `regeneration` decides when. A tile
+is a JSON document listing stores with the field names of the 2020 public-mask API (code, name,
+addr, type, lat, lng, stock_at, remain_stat, created_at) plus `version`, a per-store counter
+that grows with every accepted submission and lets a newer row win over an older one.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from chalicelib.clock import format_timestamp
+from chalicelib.grid import GRID_ZOOM, GridCell, cell_for
+from chalicelib.stock import remain_stat_for
+
+TILE_SCHEMA = "stockfeed.tile.v1"
+MANIFEST_SCHEMA = "stockfeed.manifest.v1"
+STORE_FIELDS = (
+    "code",
+    "name",
+    "addr",
+    "type",
+    "lat",
+    "lng",
+    "stock_at",
+    "remain_stat",
+    "created_at",
+    "version",
+)
+
+_deserializer = TypeDeserializer()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    """The parts of a store item that tiles show or are keyed by."""
+
+    code: str
+    name: str
+    addr: str
+    type: str
+    lat: float | None
+    lng: float | None
+    sido: str | None
+    sigungu: str | None
+    stock: int | None
+    paused: bool
+    stock_at: str | None
+    reported_at: str | None
+    version: int
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, Decimal) else None
+
+
+def snapshot_from_item(item: dict[str, Any]) -> StoreSnapshot:
+    """Read a store item in DynamoDB's typed JSON ({"S": ...}), as scans and streams give it."""
+    plain = {name: _deserializer.deserialize(value) for name, value in item.items()}
+    stock = plain.get("stock")
+    return StoreSnapshot(
+        code=plain["code"],
+        name=plain.get("name", ""),
+        addr=plain.get("addr", ""),
+        type=plain.get("type", ""),
+        lat=_number(plain.get("lat")),
+        lng=_number(plain.get("lng")),
+        sido=plain.get("sido"),
+        sigungu=plain.get("sigungu"),
+        stock=int(stock) if stock is not None else None,
+        paused=bool(plain.get("paused", False)),
+        stock_at=plain.get("stock_at"),
+        reported_at=plain.get("reported_at"),
+        version=int(plain.get("version", 0)),
+    )
+
+
+def sido_tile_id(sido: str) -> str:
+    return f"region/{sido}"
+
+
+def sigungu_tile_id(sido: str, sigungu: str) -> str:
+    # Spaces in "수원시 영통구" become "_" so tile URLs need no escaping beyond UTF-8.
+    return f"region/{sido}/{sigungu.replace(' ', '_')}"
+
+
+def tile_ids_for(store: StoreSnapshot, zoom: int = GRID_ZOOM) -> list[str]:
+    """The tiles that list a store: its grid cell (when located), its sido and its sigungu."""
+    tile_ids = []
+    if store.lat is not None and store.lng is not None:
+        tile_ids.append(cell_for(store.lat, store.lng, zoom).tile_id)
+    if store.sido:
+        tile_ids.append(sido_tile_id(store.sido))
+        if store.sigungu:
+            tile_ids.append(sigungu_tile_id(store.sido, store.sigungu))
+    return tile_ids
+
+
+def store_row(store: StoreSnapshot) -> dict[str, Any]:
+    """One store as a tile lists it."""
+    remain_stat = remain_stat_for(store.stock, store.paused)
+    return {
+        "code": store.code,
+        "name": store.name,
+        "addr": store.addr,
+        "type": store.type,
+        "lat": store.lat,
+        "lng": store.lng,
+        "stock_at": store.stock_at,
+        "remain_stat": remain_stat.value if remain_stat else None,
+        "created_at": store.reported_at,
+        "version": store.version,
+    }
+
+
+def _describe(tile_id: str) -> dict[str, Any]:
+    parts = tile_id.split("/")
+    if parts[0] == "grid":
+        cell = GridCell(int(parts[1]), int(parts[2]), int(parts[3]))
+        south, west, north, east = cell.bounds()
+        bounds = {"south": south, "west": west, "north": north, "east": east}
+        return {"kind": "grid", "region": None, "bounds": bounds}
+    if len(parts) == 2:
+        return {"kind": "sido", "region": {"sido": parts[1], "sigungu": None}, "bounds": None}
+    region = {"sido": parts[1], "sigungu": parts[2].replace("_", " ")}
+    return {"kind": "sigungu", "region": region, "bounds": None}
+
+
+def build_tile(
+    tile_id: str,
+    rows: dict[str, dict[str, Any]],
+    *,
+    stage: str,
+    version: int,
+    generated_at: datetime,
+    zone: tzinfo,
+) -> dict[str, Any]:
+    """A tile document; stores are sorted by code so equal content gives equal bytes."""
+    return {
+        "schema": TILE_SCHEMA,
+        "tile": tile_id,
+        **_describe(tile_id),
+        "stage": stage,
+        "version": version,
+        "generated_at": format_timestamp(generated_at, zone),
+        "count": len(rows),
+        "stores": [rows[code] for code in sorted(rows)],
+    }
+
+
+def encode_document(document: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON (Korean text kept as is, not \\u-escaped)."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
