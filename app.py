@@ -8,8 +8,7 @@ import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Chalice, Response
-from chalice.app import DynamoDBEvent
+from chalice.app import Chalice, DynamoDBEvent, Response
 from pydantic import ValidationError
 
 from chalicelib.errors import (
@@ -39,7 +38,7 @@ _runtime: Runtime | None = None
 
 
 def runtime() -> Runtime:
-    """The process's domain objects, built on first use."""
+    """Return the process's domain objects, building them on first use."""
     global _runtime
     if _runtime is None:
         _runtime = Runtime(SETTINGS)

@@ -60,7 +60,7 @@ def parse_api_key(text: str, code: str) -> ApiKey:
 
 
 def new_api_key(code: str, token_bytes: Callable[[int], bytes] = secrets.token_bytes) -> ApiKey:
-    """A fresh random key for one store."""
+    """Create a random key for one store."""
     return ApiKey(code=code, salt=_encode(token_bytes(16)), secret=_encode(token_bytes(32)))
 
 

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # A conditional PUT loses only to another writer of the same tile; a few rounds settle it.
 MAX_WRITE_ATTEMPTS = 8
+# Tiles of one batch are patched in parallel: each patch is mostly waiting on S3.
+PATCH_WORKERS = 8
 
 
 class MalformedRecordError(ValueError):
@@ -55,7 +57,7 @@ class _Removal:
 
 @dataclass
 class BatchOutcome:
-    """What one batch of changes did: tiles written and sequence numbers that failed."""
+    """Result of one batch: the tiles written and the sequence numbers that failed."""
 
     published: list[str] = field(default_factory=list)
     failed_sequence_numbers: list[str] = field(default_factory=list)
@@ -100,9 +102,14 @@ class TileRegenerator:
         patches, sources = self._collect_patches(changes)
         outcome = BatchOutcome()
         summaries: dict[str, dict[str, Any]] = {}
-        for tile_id, patch in patches.items():
+        with ThreadPoolExecutor(max_workers=PATCH_WORKERS) as pool:
+            futures = {
+                tile_id: pool.submit(self._patch_tile, tile_id, patch)
+                for tile_id, patch in patches.items()
+            }
+        for tile_id, future in futures.items():
             try:
-                summary = self._patch_tile(tile_id, patch)
+                summary = future.result()
             except Exception:
                 # The tile stays dirty: its records are reported failed and redelivered.
                 logger.exception("publishing tile %s failed", tile_id)
@@ -218,7 +225,7 @@ class TileRegenerator:
                 zone=self._zone,
             )
             # NOTE: a rebuild overwrites without a condition, so it must not run while the stream
-            # handler is publishing; the local stack runs it before the stream pump starts.
+            # handler is publishing. The local stack runs it before the stream pump starts.
             self._bucket.write_unconditionally(self._bucket.object_key(tile_id), document)
             if progress:
                 progress(1)

@@ -52,7 +52,7 @@ def remain_stat_for(stock: int | None, paused: bool) -> RemainStat | None:
 
 @dataclass(frozen=True, slots=True)
 class StockState:
-    """A store's stock as the ledger holds it after a change."""
+    """A store's stock as stored after a change."""
 
     code: str
     stock: int | None

@@ -152,7 +152,7 @@ class StoreRegistry:
         self._table_name = table_name
 
     def scan(self) -> Iterator[dict[str, Any]]:
-        """Every store item, in typed JSON."""
+        """Yield every store item, in typed JSON."""
         paginator = self._client.get_paginator("scan")
         for page in paginator.paginate(TableName=self._table_name):
             yield from page["Items"]

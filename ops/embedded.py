@@ -4,7 +4,9 @@ The local stack, the smoke run and the functional tests all use this, so everyth
 locally talks to S3, DynamoDB and DynamoDB Streams over HTTP exactly as it would in AWS.
 """
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +26,19 @@ DUMMY_CREDENTIALS = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
 }
+
+
+def die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent exits (a `preexec_fn`).
+
+    Without it, a local stack whose parent is killed leaves its servers running.
+    """
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent's own clean-up still stops the child
 
 
 def free_port() -> int:
@@ -79,6 +94,7 @@ def embedded_aws(port: int | None = None, log_path: str | None = None) -> Iterat
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **DUMMY_CREDENTIALS},
+        preexec_fn=die_with_parent,
     )
     try:
         wait_for_port(port, timeout_s=30, process=process)

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ReplayResult:
-    """What one replay did."""
+    """Counts and timings of one replay."""
 
     accepted: int = 0
     rejected: int = 0
@@ -174,11 +174,14 @@ def replay(
     """Send the plan; each store's events stay in order on one of `workers` threads."""
     result = ReplayResult()
     lock = threading.Lock()
-    queues: list[queue.Queue[PlannedEvent | None]] = [queue.Queue() for _ in range(workers)]
+    queues: list[queue.Queue[tuple[int, PlannedEvent] | None]] = [
+        queue.Queue() for _ in range(workers)
+    ]
 
-    def work(inbox: queue.Queue[PlannedEvent | None]) -> None:
-        while (event := inbox.get()) is not None:
-            _send(event, client, keys, result, lock, tiles_of, probe)
+    def work(inbox: queue.Queue[tuple[int, PlannedEvent] | None]) -> None:
+        while (item := inbox.get()) is not None:
+            sequence, event = item
+            _send(sequence, event, client, keys, result, lock, tiles_of, probe)
             if progress:
                 progress(1)
 
@@ -188,12 +191,12 @@ def replay(
     if plan:
         started = time.monotonic()
         origin = plan[0].submit_at
-        for event in plan:
+        for sequence, event in enumerate(plan):
             due = started + (event.submit_at - origin).total_seconds() / speed
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            queues[hash(event.code) % workers].put(event)
+            queues[hash(event.code) % workers].put((sequence, event))
     for inbox in queues:
         inbox.put(None)
     for thread in threads:
@@ -202,6 +205,7 @@ def replay(
 
 
 def _send(
+    sequence: int,
     event: PlannedEvent,
     client: SubmissionClient,
     keys: dict[str, str],
@@ -213,7 +217,7 @@ def _send(
     body: dict[str, Any] = {
         "type": event.kind,
         "occurred_at": event.occurred_at.isoformat(),
-        "submission_id": f"replay-{event.code}-{event.submit_at:%Y%m%dT%H%M%S}-{event.kind}",
+        "submission_id": f"replay-{event.code}-{event.occurred_at:%Y%m%d}-{sequence}",
     }
     if event.quantity is not None:
         body["quantity"] = event.quantity

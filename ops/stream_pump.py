@@ -40,6 +40,7 @@ class PumpStats:
     redelivered: int = 0
     abandoned: int = 0
     last_batch_at: float = 0.0
+    handler_s: float = 0.0
     errors: list[str] = field(default_factory=list)
 
 
@@ -121,12 +122,15 @@ class StreamPump:
         logger.error("abandoned %d stream records after %d attempts", len(pending), attempt)
 
     def _invoke(self, records: list[dict[str, Any]]) -> list[int]:
+        started = time.monotonic()
         try:
             result = self._handler({"Records": records}, LambdaContext())
         except Exception as error:
             logger.exception("stream handler raised; the whole batch fails")
             self.stats.errors.append(repr(error))
             return [int(record["dynamodb"]["SequenceNumber"]) for record in records]
+        finally:
+            self.stats.handler_s += time.monotonic() - started
         failures = (result or {}).get("batchItemFailures", [])
         return [int(failure["itemIdentifier"]) for failure in failures]
 
