@@ -166,5 +166,10 @@ def local_smoke(store_limit: int, speed: float) -> None:
         sys.exit(1)
 
 
+from ops.deploy import deploy  # noqa: E402
+
+cli.add_command(deploy)
+
+
 if __name__ == "__main__":
     cli()
