@@ -12,19 +12,21 @@ from chalice.app import Chalice, DynamoDBEvent, Response
 from pydantic import ValidationError
 
 from chalicelib.errors import (
+    EventTimeError,
     ForeignStoreKeyError,
     InsufficientStockError,
     InvalidApiKeyError,
     NoStockRecordedError,
     StockfeedError,
+    SubmissionConflictError,
     UnknownStoreError,
 )
 from chalicelib.messages import MESSAGES, Language, choose_language, describe_validation_error
 from chalicelib.regeneration import MalformedRecordError, change_from_record
 from chalicelib.runtime import Runtime
 from chalicelib.settings import Settings
-from chalicelib.stock import StockState
-from chalicelib.submissions import submission_adapter
+from chalicelib.stock import LedgerOutcome
+from chalicelib.submissions import Batch, Event, SubmissionService, submission_adapter
 
 SETTINGS = Settings.from_environment()
 logger = Logger(service="stockfeed", level=SETTINGS.log_level)
@@ -59,29 +61,36 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
     )
 
 
+def _error_body(
+    language: Language, message_id: str, field: str | None = None, **values: Any
+) -> dict[str, Any]:
+    message = MESSAGES[message_id]
+    return {
+        "code": message_id,
+        "field": field,
+        "message": message.render(language, field=field, **values),
+    }
+
+
 def _error(
     status: int, language: Language, message_id: str, field: str | None = None, **values: Any
 ) -> Response:
-    message = MESSAGES[message_id]
-    body = {
-        "error": {
-            "code": message_id,
-            "field": field,
-            "message": message.render(language, field=field, **values),
-        }
-    }
-    return _json_response(status, body)
+    return _json_response(status, {"error": _error_body(language, message_id, field, **values)})
 
 
-def _state_body(state: StockState) -> dict[str, Any]:
+def _outcome_body(outcome: LedgerOutcome, submission_id: str) -> dict[str, Any]:
+    state = outcome.state
     remain_stat = state.remain_stat
     return {
         "code": state.code,
         "stock": state.stock,
         "remain_stat": remain_stat.value if remain_stat else None,
         "stock_at": state.stock_at,
-        "created_at": state.reported_at,
+        "created_at": state.received_at,
         "version": state.version,
+        "submission_id": submission_id,
+        "replayed": outcome.replayed,
+        "superseded": outcome.superseded,
     }
 
 
@@ -104,7 +113,7 @@ def _parse_body(raw: bytes, language: Language) -> Any | Response:
 
 @app.route("/v1/stores/{code}/submissions", methods=["POST"], content_types=["application/json"])
 def post_submission(code: str) -> Response:
-    """Record one delivery, sale, pause or resume for the store in the path."""
+    """Record one event, or a batch of up to 100, for the store in the path."""
     request = app.current_request
     assert request is not None  # chalice sets it for every route invocation
     language = choose_language(request.headers.get("accept-language"))
@@ -114,28 +123,89 @@ def post_submission(code: str) -> Response:
         return body
     if not isinstance(body, dict):
         return _error(400, language, "body_not_object", "body")
+    service = runtime().submissions
     try:
-        event = submission_adapter.validate_python(body)
+        key_hash = service.authorize(code, _bearer_token(request.headers))
+        events = _validate(body, service)
     except ValidationError as error:
         field, message_id, values = describe_validation_error(error.errors()[0])
         return _error(400, language, message_id, field, **values)
+    except _InvalidEventTime as invalid:
+        status, error_body = _domain_error(invalid.error, language, invalid.field)
+        return _json_response(status, {"error": error_body})
+    except StockfeedError as error:
+        status, error_body = _domain_error(error, language)
+        return _json_response(status, {"error": error_body})
+    if "events" in body:
+        results = [_submit_one(service, code, key_hash, event, language) for event in events]
+        return _json_response(200, {"results": _indexed(results)})
+    status, result = _submit_one(service, code, key_hash, events[0], language)
+    return _json_response(status, result if status == 200 else {"error": result})
+
+
+class _InvalidEventTime(Exception):
+    def __init__(self, error: EventTimeError, field: str) -> None:
+        self.error = error
+        self.field = field
+
+
+def _validate(body: dict[str, Any], service: SubmissionService) -> list[Event]:
+    """Validate the whole request before anything is written: one bad event rejects all."""
+    events = (
+        list(Batch.model_validate(body).events)
+        if "events" in body
+        else [submission_adapter.validate_python(body)]
+    )
+    for index, event in enumerate(events):
+        try:
+            service.check_time(event)
+        except EventTimeError as error:
+            field = f"events.{index}.occurred_at" if "events" in body else "occurred_at"
+            raise _InvalidEventTime(error, field) from error
+    return events
+
+
+def _submit_one(
+    service: SubmissionService, code: str, key_hash: str, event: Event, language: Language
+) -> tuple[int, dict[str, Any]]:
     try:
-        state = runtime().submissions.submit(code, _bearer_token(request.headers), event)
+        outcome = service.submit(code, key_hash, event)
     except StockfeedError as error:
         return _domain_error(error, language)
     logger.info(
-        "submission accepted", extra={"store": code, "type": event.type, "version": state.version}
+        "submission accepted",
+        extra={
+            "store": code,
+            "type": event.type,
+            "submission_id": event.submission_id,
+            "version": outcome.state.version,
+            "replayed": outcome.replayed,
+        },
     )
-    return _json_response(200, _state_body(state))
+    return 200, _outcome_body(outcome, event.submission_id)
 
 
-def _domain_error(error: StockfeedError, language: Language) -> Response:
+def _indexed(results: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+    indexed = []
+    for index, (status, body) in enumerate(results):
+        entry: dict[str, Any] = {"index": index, "status": status}
+        if status == 200:
+            entry["submission_id"] = body["submission_id"]
+            entry["state"] = body
+        else:
+            entry["error"] = body
+        indexed.append(entry)
+    return indexed
+
+
+def _domain_error(
+    error: StockfeedError, language: Language, field: str = "occurred_at"
+) -> tuple[int, dict[str, Any]]:
     match error:
         case InvalidApiKeyError():
-            return _error(401, language, "unauthorized", "Authorization")
+            return 401, _error_body(language, "unauthorized", "Authorization")
         case ForeignStoreKeyError():
-            return _error(
-                403,
+            return 403, _error_body(
                 language,
                 "forbidden",
                 "Authorization",
@@ -143,10 +213,9 @@ def _domain_error(error: StockfeedError, language: Language) -> Response:
                 code=error.target_code,
             )
         case NoStockRecordedError():
-            return _error(409, language, "no_stock", "type", code=error.code)
+            return 409, _error_body(language, "no_stock", "type", code=error.code)
         case InsufficientStockError():
-            return _error(
-                409,
+            return 409, _error_body(
                 language,
                 "oversell",
                 "quantity",
@@ -154,8 +223,18 @@ def _domain_error(error: StockfeedError, language: Language) -> Response:
                 available=error.available,
                 requested=error.requested,
             )
+        case SubmissionConflictError():
+            return 409, _error_body(
+                language,
+                "submission_conflict",
+                "submission_id",
+                submission_id=error.submission_id,
+            )
+        case EventTimeError():
+            message_id = "event_in_future" if error.reason == "in the future" else "event_too_old"
+            return 400, _error_body(language, message_id, field, limit=error.limit)
         case UnknownStoreError():
-            return _error(404, language, "unknown_store", "code", code=error.code)
+            return 404, _error_body(language, "unknown_store", "code", code=error.code)
     raise error
 
 
@@ -186,6 +265,11 @@ def on_store_change(event: DynamoDBEvent) -> dict[str, Any]:
             )
             failures.append(str(record.get("dynamodb", {}).get("SequenceNumber", "")))
     outcome = runtime().regenerator.apply(changes)
+    try:
+        runtime().submission_log.prune(event.to_dict().get("Records", []))
+    except Exception:
+        # The ids stay in the store items, which is safe; the next batch tries again.
+        logger.exception("moving submission ids to the log failed")
     logger.info("tiles published", extra={"records": len(changes), "tiles": len(outcome.published)})
     failed = sorted({*failures, *outcome.failed_sequence_numbers} - {""})
     return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}

@@ -46,3 +46,21 @@ class UnknownStoreError(StockfeedError):
     def __init__(self, code: str) -> None:
         super().__init__(f"store {code} is not registered")
         self.code = code
+
+
+class SubmissionConflictError(StockfeedError):
+    """A submission id was reused with a different body."""
+
+    def __init__(self, code: str, submission_id: str) -> None:
+        super().__init__(f"submission {submission_id} of store {code} was sent with another body")
+        self.code = code
+        self.submission_id = submission_id
+
+
+class EventTimeError(StockfeedError):
+    """An event's occurred_at is outside the accepted range."""
+
+    def __init__(self, reason: str, limit: str) -> None:
+        super().__init__(f"occurred_at is {reason}; the limit is {limit}")
+        self.reason = reason
+        self.limit = limit

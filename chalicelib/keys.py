@@ -78,10 +78,11 @@ class KeyRegistry:
             self._client.update_item(
                 TableName=self._table_name,
                 Key={"code": {"S": code}},
-                UpdateExpression="SET key_hash = :key_hash",
+                # `recent` must exist before a submission can set one of its entries.
+                UpdateExpression="SET key_hash = :key_hash, recent = if_not_exists(recent, :empty)",
                 # Keys are only issued to registered stores, never create a bare item.
                 ConditionExpression="attribute_exists(code)",
-                ExpressionAttributeValues={":key_hash": {"S": key.hash}},
+                ExpressionAttributeValues={":key_hash": {"S": key.hash}, ":empty": {"M": {}}},
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":

@@ -64,8 +64,8 @@ MESSAGES: dict[str, Message] = {
         "Field '{field}' is not allowed. Remove it (no buyer or other personal data is accepted).",
     ),
     "type_tag": Message(
-        "'type'은 delivery, sale, pause, resume 중 하나여야 합니다.",
-        "Field 'type' must be one of delivery, sale, pause, resume.",
+        "'{field}'는 delivery, sale, pause, resume 중 하나여야 합니다.",
+        "Field '{field}' must be one of delivery, sale, pause, resume.",
     ),
     "integer": Message(
         "'{field}'는 정수여야 합니다 (따옴표 없이, 예: 2).",
@@ -109,6 +109,22 @@ MESSAGES: dict[str, Message] = {
         "Store {code} holds {available}, but the sale is for {requested}. A sale larger than "
         "the stock is rejected; post the delivery first or check the quantity.",
     ),
+    "submission_conflict": Message(
+        "submission_id '{submission_id}'는 이미 다른 내용으로 접수되었습니다. 새 제출에는 새 submission_id를 쓰고, 재전송할 때는 처음과 같은 본문을 보내 주세요.",
+        "submission_id '{submission_id}' was already used with a different body. Use a new id for a new submission, and resend the same body when retrying.",
+    ),
+    "event_in_future": Message(
+        "'{field}'가 미래 시각입니다 ({limit} 이후). POS의 시계를 확인해 주세요.",
+        "Field '{field}' is in the future (after {limit}). Check the POS clock.",
+    ),
+    "event_too_old": Message(
+        "'{field}'가 너무 오래되었습니다 ({limit} 이전). 30일보다 오래된 기록은 재전송 여부를 확인할 수 없어 받지 않습니다.",
+        "Field '{field}' is too old (before {limit}). Events older than 30 days are rejected because their retries can no longer be recognised.",
+    ),
+    "batch_size": Message(
+        "'events'에는 1개에서 100개까지의 이벤트를 담아 주세요.",
+        "Field 'events' must contain 1 to 100 events.",
+    ),
     "unknown_store": Message(
         "매장 코드 {code}는 등록되어 있지 않습니다.",
         "Store code {code} is not registered.",
@@ -131,14 +147,16 @@ def describe_validation_error(error: Mapping[str, Any]) -> tuple[str, str, dict[
     if kind == "extra_forbidden":
         return field, "extra_forbidden", {}
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        return "type", "type_tag", {}
+        return ".".join([*location, "type"]), "type_tag", {}
+    if field == "events" and kind in ("too_short", "too_long", "list_type"):
+        return field, "batch_size", {}
     if kind in _INTEGER_TYPES:
         return field, "integer", {}
     if kind in _RANGE_TYPES:
         return field, "range", _bounds_of(event_type)
-    if field == "occurred_at":
+    if field.endswith("occurred_at"):
         return field, "timestamp", {}
-    if field == "submission_id":
+    if field.endswith("submission_id"):
         return field, "submission_id", {}
     if kind == "string_type":
         return field, "string", {}

@@ -12,6 +12,7 @@ import boto3
 from botocore.config import Config
 
 from chalicelib.clock import Clock, system_clock
+from chalicelib.idempotency import SubmissionLog
 from chalicelib.keys import KeyRegistry
 from chalicelib.publishing import TileBucket
 from chalicelib.regeneration import TileRegenerator
@@ -47,7 +48,24 @@ class Runtime:
     @cached_property
     def ledger(self) -> StockLedger:
         return StockLedger(
-            self.dynamodb, self.settings.table_name, self.settings.timezone, self.clock
+            self.dynamodb,
+            self.settings.table_name,
+            self.settings.submissions_table_name,
+            self.settings.timezone,
+            self.clock,
+            window_s=self.settings.recent_window_s,
+            retention_s=self.settings.retention_s,
+        )
+
+    @cached_property
+    def submission_log(self) -> SubmissionLog:
+        return SubmissionLog(
+            self.dynamodb,
+            self.settings.table_name,
+            self.settings.submissions_table_name,
+            window_s=self.settings.recent_window_s,
+            retention_s=self.settings.retention_s,
+            clock=self.clock,
         )
 
     @cached_property
@@ -60,7 +78,7 @@ class Runtime:
 
     @cached_property
     def submissions(self) -> SubmissionService:
-        return SubmissionService(self.ledger, self.keys, self.settings.timezone)
+        return SubmissionService(self.ledger, self.keys, self.settings, self.clock)
 
     @cached_property
     def bucket(self) -> TileBucket:

@@ -19,6 +19,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "STOCKFEED_STAGE": "stage",
     "STOCKFEED_TABLE": "table_name",
     "STOCKFEED_BUCKET": "bucket_name",
+    "STOCKFEED_SUBMISSIONS_TABLE": "submissions_table_name",
     "STOCKFEED_STREAM_ARN": "stream_arn",
     "STOCKFEED_TILE_PREFIX": "tile_prefix",
     "STOCKFEED_UTC_OFFSET": "utc_offset",
@@ -35,6 +36,14 @@ class Settings(BaseModel):
     stage: Literal["dev", "prod", "local", "test"] = "dev"
     table_name: str = "stockfeed-dev-stores"
     bucket_name: str = "stockfeed-dev-tiles"
+    submissions_table_name: str = "stockfeed-dev-submissions"
+    # Events that happened within this many seconds take the one-request path; older ones are
+    # checked against the submission log in a transaction.
+    recent_window_s: int = Field(default=900, ge=60, le=86_400)
+    # How long submission ids are remembered, and so the oldest event accepted (30 days).
+    retention_s: int = Field(default=30 * 86_400, ge=86_400)
+    # How far an event's time may run ahead of the server's clock (POS clocks drift).
+    future_tolerance_s: int = Field(default=300, ge=0, le=3600)
     # Chalice needs a syntactically valid ARN when it loads app.py for packaging; the deployed
     # stage gets the real one from its config.
     stream_arn: str = (

@@ -231,7 +231,8 @@ def _plan_import(stores: Iterable[StoreRecord], existing: dict[str, Any]) -> _Im
         plan.listed.add(store.code)
         current = existing.get(store.code)
         if current is None:
-            plan.new_items.append(store.registry_item())
+            # `recent` must exist before a submission can set one of its entries.
+            plan.new_items.append({**store.registry_item(), "recent": {"M": {}}})
         elif _registry_view(current) != _registry_view(store.registry_item()):
             plan.changed.append(store)
         else:

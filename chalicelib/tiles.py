@@ -51,7 +51,7 @@ class StoreSnapshot:
     stock: int | None
     paused: bool
     stock_at: str | None
-    reported_at: str | None
+    received_at: str | None
     version: int
 
 
@@ -75,7 +75,7 @@ def snapshot_from_item(item: dict[str, Any]) -> StoreSnapshot:
         stock=int(stock) if stock is not None else None,
         paused=bool(plain.get("paused", False)),
         stock_at=plain.get("stock_at"),
-        reported_at=plain.get("reported_at"),
+        received_at=plain.get("received_at"),
         version=int(plain.get("version", 0)),
     )
 
@@ -113,7 +113,8 @@ def store_row(store: StoreSnapshot) -> dict[str, Any]:
         "lng": store.lng,
         "stock_at": store.stock_at,
         "remain_stat": remain_stat.value if remain_stat else None,
-        "created_at": store.reported_at,
+        # When stockfeed received the store's latest report: the age of the figure.
+        "created_at": store.received_at,
         "version": store.version,
     }
 

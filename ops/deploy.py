@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +66,7 @@ class StackOutputs:
     bucket_name: str
     failure_queue_arn: str
     distribution_domain: str | None
+    submissions_table_name: str
 
     @property
     def arn_parts(self) -> tuple[str, str, str]:
@@ -84,6 +86,7 @@ class PolicyTarget:
     table_name: str
     bucket_name: str
     queue_name: str
+    submissions_table_name: str
 
     @classmethod
     def from_outputs(cls, outputs: StackOutputs) -> "PolicyTarget":
@@ -96,6 +99,7 @@ class PolicyTarget:
             table_name=outputs.table_name,
             bucket_name=outputs.bucket_name,
             queue_name=outputs.failure_queue_arn.rsplit(":", 1)[1],
+            submissions_table_name=outputs.submissions_table_name,
         )
 
 
@@ -201,7 +205,15 @@ def read_stack_outputs(cloudformation: Any, stack_name: str, stage: str) -> Stac
         )
 
     values = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-    required = ["Stage", "TableName", "TableArn", "StreamArn", "BucketName", "FailureQueueArn"]
+    required = [
+        "Stage",
+        "TableName",
+        "TableArn",
+        "SubmissionsTableName",
+        "StreamArn",
+        "BucketName",
+        "FailureQueueArn",
+    ]
     missing = [key for key in required if not values.get(key)]
     if missing:
         raise click.ClickException(
@@ -222,6 +234,7 @@ def read_stack_outputs(cloudformation: Any, stack_name: str, stage: str) -> Stac
         bucket_name=values["BucketName"],
         failure_queue_arn=values["FailureQueueArn"],
         distribution_domain=values.get("DistributionDomainName"),
+        submissions_table_name=values["SubmissionsTableName"],
     )
 
 
@@ -230,6 +243,7 @@ def stage_environment(outputs: StackOutputs) -> dict[str, str]:
     return {
         "STOCKFEED_STAGE": outputs.stage,
         "STOCKFEED_TABLE": outputs.table_name,
+        "STOCKFEED_SUBMISSIONS_TABLE": outputs.submissions_table_name,
         "STOCKFEED_BUCKET": outputs.bucket_name,
         "STOCKFEED_STREAM_ARN": outputs.stream_arn,
     }
@@ -286,15 +300,23 @@ def _log_statement(target: PolicyTarget, function: str) -> dict[str, Any]:
 
 def _api_policy(target: PolicyTarget) -> dict[str, Any]:
     table = _arn(target, "dynamodb", f"table/{target.table_name}")
+    submissions = _arn(target, "dynamodb", f"table/{target.submissions_table_name}")
     return {
         "Version": "2012-10-17",
         "Statement": [
             _log_statement(target, API_FUNCTION),
             {
+                # UpdateItem alone, or inside TransactWriteItems, which IAM checks per action.
                 "Sid": "RecordSubmissions",
                 "Effect": "Allow",
                 "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
                 "Resource": table,
+            },
+            {
+                "Sid": "LogOldSubmissions",
+                "Effect": "Allow",
+                "Action": "dynamodb:PutItem",
+                "Resource": submissions,
             },
         ],
     }
@@ -338,6 +360,19 @@ def _stream_policy(target: PolicyTarget) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Action": "sqs:SendMessage",
                 "Resource": _arn(target, "sqs", target.queue_name),
+            },
+            {
+                # Moving aging submission ids: log them, then remove them from the store item.
+                "Sid": "PruneRecentSubmissions",
+                "Effect": "Allow",
+                "Action": "dynamodb:UpdateItem",
+                "Resource": _arn(target, "dynamodb", f"table/{target.table_name}"),
+            },
+            {
+                "Sid": "LogAgedSubmissions",
+                "Effect": "Allow",
+                "Action": "dynamodb:PutItem",
+                "Resource": _arn(target, "dynamodb", f"table/{target.submissions_table_name}"),
             },
         ],
     }
@@ -477,7 +512,11 @@ def check_table_access(api_url: str) -> list[str]:
     the table.
     """
     key = new_api_key(PROBE_STORE_CODE)
-    body = {"type": "pause", "occurred_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    body = {
+        "type": "pause",
+        "occurred_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "submission_id": f"smoke-{uuid.uuid4().hex[:12]}",
+    }
     result = http_request(
         f"{api_url.rstrip('/')}/v1/stores/{PROBE_STORE_CODE}/submissions",
         method="POST",

@@ -122,6 +122,21 @@ def create_stores_table(dynamodb: Any, table_name: str) -> str:
     return stream_arn
 
 
+def create_submissions_table(dynamodb: Any, table_name: str) -> None:
+    """Create the submission log table, keyed by "<store code>#<submission id>", with a TTL."""
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.get_waiter("table_exists").wait(TableName=table_name)
+    dynamodb.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+
+
 def create_tile_bucket(s3: Any, bucket_name: str) -> None:
     """Create the tile bucket in the embedded region."""
     s3.create_bucket(Bucket=bucket_name, CreateBucketConfiguration={"LocationConstraint": REGION})

@@ -30,6 +30,7 @@ from chalicelib.tiles import StoreSnapshot, tile_ids_for
 from ops.embedded import (
     EmbeddedAws,
     create_stores_table,
+    create_submissions_table,
     create_tile_bucket,
     die_with_parent,
     embedded_aws,
@@ -111,6 +112,7 @@ def _rounded(value: float | None) -> float | None:
 
 def _create_resources(aws: EmbeddedAws, settings: Settings) -> str:
     stream_arn = create_stores_table(aws.client("dynamodb"), settings.table_name)
+    create_submissions_table(aws.client("dynamodb"), settings.submissions_table_name)
     create_tile_bucket(aws.client("s3"), settings.bucket_name)
     click.echo(
         f"Embedded AWS at {aws.endpoint_url}: table {settings.table_name}, "
@@ -211,7 +213,7 @@ def _snapshot(store: StoreRecord) -> StoreSnapshot:
         stock=None,
         paused=False,
         stock_at=None,
-        reported_at=None,
+        received_at=None,
         version=0,
     )
 

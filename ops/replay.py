@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -178,25 +179,26 @@ def replay(
         queue.Queue() for _ in range(workers)
     ]
 
+    origin = plan[0].submit_at if plan else datetime.now(UTC)
+    wall_origin = datetime.now(UTC)
+
+    def replay_time(moment: datetime) -> datetime:
+        # The replayed day runs `speed` times faster than real time, and so do its event times:
+        # the API sees a day that happens now, compressed.
+        return wall_origin + (moment - origin) / speed
+
     def work(inbox: queue.Queue[tuple[int, PlannedEvent] | None]) -> None:
         while (item := inbox.get()) is not None:
             sequence, event = item
-            _send(sequence, event, client, keys, result, lock, tiles_of, probe)
+            occurred_at = replay_time(event.occurred_at)
+            _send(sequence, event, occurred_at, client, keys, result, lock, tiles_of, probe)
             if progress:
                 progress(1)
 
     threads = [threading.Thread(target=work, args=(inbox,), daemon=True) for inbox in queues]
     for thread in threads:
         thread.start()
-    if plan:
-        started = time.monotonic()
-        origin = plan[0].submit_at
-        for sequence, event in enumerate(plan):
-            due = started + (event.submit_at - origin).total_seconds() / speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            queues[hash(event.code) % workers].put((sequence, event))
+    _dispatch(plan, origin, speed, queues)
     for inbox in queues:
         inbox.put(None)
     for thread in threads:
@@ -204,9 +206,26 @@ def replay(
     return result
 
 
+def _dispatch(
+    plan: Sequence[PlannedEvent],
+    origin: datetime,
+    speed: float,
+    queues: list[queue.Queue[tuple[int, PlannedEvent] | None]],
+) -> None:
+    """Hand each event to its store's worker at its scaled time."""
+    started = time.monotonic()
+    for sequence, event in enumerate(plan):
+        due = started + (event.submit_at - origin).total_seconds() / speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        queues[hash(event.code) % len(queues)].put((sequence, event))
+
+
 def _send(
     sequence: int,
     event: PlannedEvent,
+    occurred_at: datetime,
     client: SubmissionClient,
     keys: dict[str, str],
     result: ReplayResult,
@@ -216,7 +235,7 @@ def _send(
 ) -> None:
     body: dict[str, Any] = {
         "type": event.kind,
-        "occurred_at": event.occurred_at.isoformat(),
+        "occurred_at": occurred_at.isoformat(),
         "submission_id": f"replay-{event.code}-{event.occurred_at:%Y%m%d}-{sequence}",
     }
     if event.quantity is not None:

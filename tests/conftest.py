@@ -17,7 +17,13 @@ from chalicelib.regeneration import snapshots_from_items
 from chalicelib.runtime import Runtime
 from chalicelib.settings import Settings
 from chalicelib.stores import StoreList, read_store_list
-from ops.embedded import EmbeddedAws, create_stores_table, create_tile_bucket, embedded_aws
+from ops.embedded import (
+    EmbeddedAws,
+    create_stores_table,
+    create_submissions_table,
+    create_tile_bucket,
+    embedded_aws,
+)
 from ops.stream_pump import StreamPump
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -50,13 +56,17 @@ class Stage:
     def __init__(self, aws: EmbeddedAws) -> None:
         suffix = uuid.uuid4().hex[:10]
         self.settings = Settings(
-            stage="test", table_name=f"stores-{suffix}", bucket_name=f"tiles-{suffix}"
+            stage="test",
+            table_name=f"stores-{suffix}",
+            bucket_name=f"tiles-{suffix}",
+            submissions_table_name=f"submissions-{suffix}",
         )
         self.aws = aws
         self.dynamodb = aws.client("dynamodb")
         self.s3 = aws.client("s3")
         self.stream_arn = create_stores_table(self.dynamodb, self.settings.table_name)
         create_tile_bucket(self.s3, self.settings.bucket_name)
+        create_submissions_table(self.dynamodb, self.settings.submissions_table_name)
         self.runtime = Runtime(self.settings, clock=lambda: FIXED_NOW)
 
     def pump(self, handler: Any, position: str = "LATEST") -> StreamPump:

@@ -61,6 +61,7 @@ EXPECTED_ACTIONS = {
         "logs:PutLogEvents",
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
     },
     STREAM_FUNCTION: {
         "logs:CreateLogStream",
@@ -73,6 +74,8 @@ EXPECTED_ACTIONS = {
         "s3:PutObject",
         "s3:ListBucket",
         "sqs:SendMessage",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
     },
 }
 
@@ -246,9 +249,11 @@ def _resources_of_type(template: dict[str, Any], resource_type: str) -> list[dic
 
 def test_template_table_recovery(template: dict[str, Any]) -> None:
     # moto 5.2 ignores PointInTimeRecoverySpecification in templates.
-    (table,) = _resources_of_type(template, "AWS::DynamoDB::Table")
-    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    tables = _resources_of_type(template, "AWS::DynamoDB::Table")
+    assert len(tables) == 2  # the stores and the submission log
+    for table in tables:
+        assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
 
 
 def test_template_bucket_is_private(template: dict[str, Any]) -> None:
@@ -558,7 +563,16 @@ def test_policy_api_cannot_write_tiles() -> None:
         api = _resources_by_action(_committed_policy(stage, API_FUNCTION))
         stream = _resources_by_action(_committed_policy(stage, STREAM_FUNCTION))
         assert not any(action.startswith("s3:") for action in api)
-        assert not any(action.endswith("Item") for action in stream)
+        # The stream handler only prunes submission ids: no reads or deletes of items, and
+        # puts only into the submission log.
+        assert {action for action in stream if action.endswith("Item")} == {
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+        }
+        assert all(
+            arn.endswith(f"table/stockfeed-{stage}-submissions")
+            for arn in stream["dynamodb:PutItem"]
+        )
 
 
 def test_policy_tables_differ_by_stage() -> None:
@@ -616,6 +630,8 @@ def deployed_stage(app_module: Any, stage: Any) -> Iterator[tuple[str, str, str]
         stage=name, table_name=stage.settings.table_name, bucket_name=stage.settings.bucket_name
     )
     Runtime(settings).regenerator.rebuild({})
+    # The smoke check sends the current time, so the API must use the real clock here.
+    app_module.use_runtime(Runtime(stage.settings))
 
     with Client(app_module.app) as client:
         handler = type("Proxy", (_ChaliceProxy,), {"client": client})

@@ -1,5 +1,6 @@
 """Sales in, tiles out: import, submission, stock, stream and tile, over HTTP to moto."""
 
+import itertools
 import json
 from dataclasses import replace
 from typing import Any
@@ -15,7 +16,11 @@ pytestmark = pytest.mark.functional
 JSON = "application/json; charset=utf-8"
 
 
+_ids = itertools.count()
+
+
 def _post(api: Any, code: str, key: str, body: dict[str, Any]) -> Any:
+    body = {"submission_id": f"pipeline-{next(_ids)}", **body}
     return api.http.post(
         f"/v1/stores/{code}/submissions",
         headers={"Content-Type": JSON, "Authorization": f"Bearer {key}"},
@@ -66,7 +71,7 @@ def test_sale_reaches_every_tile_of_its_store(stage, api, app_module, real_store
         assert row is not None, tile_id
         assert row["remain_stat"] == "some"
         assert row["stock_at"] == "2020-03-17T09:00:00+09:00"
-        assert row["created_at"] == "2020-03-17T10:15:00+09:00"
+        assert row["created_at"] == "2020-03-17T12:00:00+09:00"  # received, by the fixed clock
         assert row["version"] == 2
 
 

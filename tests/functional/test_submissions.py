@@ -1,5 +1,6 @@
 """The submission API over the Chalice test client, against the moto server."""
 
+import itertools
 import json
 from typing import Any
 
@@ -20,7 +21,12 @@ def store(stage, real_store_list):
     return stores[0].code, keys[stores[0].code], stores[1].code, keys[stores[1].code]
 
 
-def _post(api, code, body, key=None, content_type=JSON, language=None, raw=None):
+_ids = itertools.count()
+
+
+def _post(api, code, body, key=None, content_type=JSON, language=None, raw=None, auto_id=True):
+    if auto_id and isinstance(body, dict) and "submission_id" not in body and "events" not in body:
+        body = {**body, "submission_id": f"test-{next(_ids)}"}
     headers = {"Content-Type": content_type}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
@@ -57,8 +63,8 @@ def test_pause_shows_break_until_resume(api, store):
     code, key, _, _ = store
     _post(api, code, DELIVERY, key)
 
-    paused = _post(api, code, {"type": "pause", "occurred_at": "2020-03-17T12:00:00+09:00"}, key)
-    resumed = _post(api, code, {"type": "resume", "occurred_at": "2020-03-17T13:00:00+09:00"}, key)
+    paused = _post(api, code, {"type": "pause", "occurred_at": "2020-03-17T11:00:00+09:00"}, key)
+    resumed = _post(api, code, {"type": "resume", "occurred_at": "2020-03-17T11:30:00+09:00"}, key)
 
     assert json.loads(paused.body)["remain_stat"] == "break"
     assert json.loads(resumed.body)["remain_stat"] == "plenty"
@@ -159,6 +165,19 @@ def test_sale_before_any_delivery_is_409(api, stage, store):
         ({**SALE, "quantity": "2"}, "quantity", "integer"),
         ({**SALE, "quantity": 2.5}, "quantity", "integer"),
         ({**SALE, "quantity": 0}, "quantity", "range"),
+        ({"events": []}, "events", "batch_size"),
+        ({"events": [SALE] * 101}, "events", "batch_size"),
+        (
+            {
+                "events": [
+                    {**SALE, "submission_id": "a"},
+                    {**SALE, "submission_id": "b", "quantity": 0},
+                ]
+            },
+            "events.1.quantity",
+            "range",
+        ),
+        ({"events": [{**SALE, "submission_id": "a", "type": "gift"}]}, "events.0.type", "type_tag"),
         ({**SALE, "quantity": -3}, "quantity", "range"),
         ({**SALE, "quantity": 1001}, "quantity", "range"),
         ({**DELIVERY, "quantity": 10_001}, "quantity", "range"),
@@ -170,10 +189,15 @@ def test_sale_before_any_delivery_is_409(api, stage, store):
         ({**SALE, "submission_id": 7}, "submission_id", "submission_id"),
         ({**SALE, "buyer_name": "홍길동"}, "buyer_name", "extra_forbidden"),
         ({**SALE, "submission_id": "has space"}, "submission_id", "submission_id"),
+        ({**SALE, "submission_id": ""}, "submission_id", "submission_id"),
+        ({**SALE, "submission_id": "x" * 65}, "submission_id", "submission_id"),
     ],
 )
 def test_invalid_body_names_field(api, stage, store, body, field, code):
     store_code, key, _, _ = store
+
+    if "events" not in body:
+        body = {"submission_id": "x-1", **body}
 
     response = _post(api, store_code, body, key, language="en")
 
@@ -248,3 +272,13 @@ def test_health(api):
     response = api.http.get("/v1/health")
 
     assert response.status_code == 200
+
+
+def test_submission_id_is_required(api, stage, store):
+    code, key, _, _ = store
+
+    response = _post(api, code, DELIVERY, key, language="en", auto_id=False)
+
+    assert response.status_code == 400
+    assert _error(response)["field"] == "submission_id"
+    assert _error(response)["code"] == "missing"

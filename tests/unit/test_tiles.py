@@ -26,7 +26,7 @@ def _store(**changes):
         stock=120,
         paused=False,
         stock_at="2020-03-17T09:00:00+09:00",
-        reported_at="2020-03-17T09:00:00+09:00",
+        received_at="2020-03-17T09:00:00+09:00",
         version=1,
     )
     values.update(changes)
