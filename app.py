@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice.app import Chalice, DynamoDBEvent, Response
+from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Response
 from pydantic import ValidationError
 
 from chalicelib.errors import (
@@ -22,7 +22,11 @@ from chalicelib.errors import (
     UnknownStoreError,
 )
 from chalicelib.messages import MESSAGES, Language, choose_language, describe_validation_error
-from chalicelib.regeneration import MalformedRecordError, change_from_record
+from chalicelib.regeneration import (
+    MalformedRecordError,
+    change_from_record,
+    snapshots_from_items,
+)
 from chalicelib.runtime import Runtime
 from chalicelib.settings import Settings
 from chalicelib.stock import LedgerOutcome
@@ -273,3 +277,21 @@ def on_store_change(event: DynamoDBEvent) -> dict[str, Any]:
     logger.info("tiles published", extra={"records": len(changes), "tiles": len(outcome.published)})
     failed = sorted({*failures, *outcome.failed_sequence_numbers} - {""})
     return {"batchItemFailures": [{"itemIdentifier": number} for number in failed]}
+
+
+# Stores that stopped reporting must turn "unknown" even when nothing else touches their tiles.
+# Each run looks back twelve intervals, so a few failed runs leave no store behind.
+STALE_REFRESH_MINUTES = 5
+STALE_LOOKBACK_S = 12 * STALE_REFRESH_MINUTES * 60
+
+
+@app.schedule(Rate(STALE_REFRESH_MINUTES, unit=Rate.MINUTES), name="refresh_stale_tiles")
+def refresh_stale_tiles(event: CloudWatchEvent) -> dict[str, int]:
+    """Republish the rows of stores whose last report just passed the stale limit."""
+    start, end = runtime().regenerator.stale_window(STALE_LOOKBACK_S)
+    stores = list(snapshots_from_items(runtime().registry.scan_received_between(start, end)))
+    outcome = runtime().regenerator.refresh_stale(stores)
+    logger.info(
+        "stale rows refreshed", extra={"stores": len(stores), "tiles": len(outcome.published)}
+    )
+    return {"stores": len(stores), "tiles": len(outcome.published)}

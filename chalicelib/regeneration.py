@@ -4,9 +4,12 @@ Incremental path (the stream handler): each stream record carries the store's ol
 image, so the tiles it leaves and joins are known without a database read. Each dirty tile is
 read from the bucket, patched with the newer rows and written back with a conditional PUT, once
 per batch however many of its stores changed. A row only replaces a row with a lower or equal
-`version`, so a redelivered or reordered record cannot move a store backwards.
+`version`, so a redelivered or reordered record cannot move a store backwards, and a write that
+lost a race to another writer is redone on the fresh copy.
 
-Full rebuild (the ops CLI): every tile is built from a table scan.
+Full rebuild (the ops CLI): every tile is built from a table scan and merged into the published
+tile under the same rules, so a rebuild running beside the stream handler cannot undo what the
+handler published after the scan began.
 """
 
 import logging
@@ -14,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from typing import Any
 
 from chalicelib.clock import Clock, format_timestamp
@@ -35,6 +38,8 @@ logger = logging.getLogger(__name__)
 MAX_WRITE_ATTEMPTS = 8
 # Tiles of one batch are patched in parallel: each patch is mostly waiting on S3.
 PATCH_WORKERS = 8
+
+Patch = dict[str, "dict[str, Any] | _Removal"]
 
 
 class MalformedRecordError(ValueError):
@@ -89,13 +94,33 @@ class TileRegenerator:
         stage: str,
         zone: tzinfo,
         clock: Clock,
+        stale_after_s: int,
         zoom: int = GRID_ZOOM,
     ) -> None:
         self._bucket = bucket
         self._stage = stage
         self._zone = zone
         self._clock = clock
+        self._stale_after = timedelta(seconds=stale_after_s)
         self._zoom = zoom
+
+    def scan_marker(self) -> str:
+        """The current time as published, to pass to `rebuild` as the scan's start."""
+        return format_timestamp(self._clock(), self._zone)
+
+    def _stale_before(self) -> str:
+        return format_timestamp(self._clock() - self._stale_after, self._zone)
+
+    def _publishable(self, store: StoreSnapshot | None) -> StoreSnapshot | None:
+        # Demo stores exist for non-prod stages only; prod never lists them.
+        if store is not None and self._stage == "prod" and store.source == "demo":
+            return None
+        return store
+
+    def tiles_of(self, store: StoreSnapshot | None) -> list[str]:
+        """The tiles this stage lists a store in (none for a demo store in prod)."""
+        store = self._publishable(store)
+        return tile_ids_for(store, self._zoom) if store else []
 
     def apply(self, changes: Sequence[StoreChange]) -> BatchOutcome:
         """Patch every tile touched by the changes, once each, then the manifest."""
@@ -125,42 +150,33 @@ class TileRegenerator:
 
     def _collect_patches(
         self, changes: Sequence[StoreChange]
-    ) -> tuple[dict[str, dict[str, dict[str, Any] | _Removal]], dict[str, list[str]]]:
-        patches: dict[str, dict[str, dict[str, Any] | _Removal]] = defaultdict(dict)
+    ) -> tuple[dict[str, Patch], dict[str, list[str]]]:
+        patches: dict[str, Patch] = defaultdict(dict)
         sources: dict[str, list[str]] = defaultdict(list)
+        stale_before = self._stale_before()
         for change in changes:
-            joined = tile_ids_for(change.new, self._zoom) if change.new else []
-            left = tile_ids_for(change.old, self._zoom) if change.old else []
+            new = self._publishable(change.new)
+            joined = self.tiles_of(new)
+            left = [tile_id for tile_id in self.tiles_of(change.old) if tile_id not in joined]
             for tile_id in joined:
-                assert change.new is not None
-                patches[tile_id][change.new.code] = store_row(change.new)
+                assert new is not None
+                patches[tile_id][new.code] = store_row(new, stale_before)
                 sources[tile_id].append(change.sequence_number)
             for tile_id in left:
-                if tile_id in joined:
-                    continue
                 assert change.old is not None
-                patches[tile_id][change.old.code] = _Removal(change.old.version)
+                version = new.version if new else change.old.version
+                patches[tile_id][change.old.code] = _Removal(version)
                 sources[tile_id].append(change.sequence_number)
         return patches, sources
 
-    def _patch_tile(
-        self, tile_id: str, patch: dict[str, dict[str, Any] | _Removal]
-    ) -> dict[str, Any] | None:
+    def _patch_tile(self, tile_id: str, patch: Patch) -> dict[str, Any] | None:
         key = self._bucket.object_key(tile_id)
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             stored = self._bucket.read(key)
             rows = _rows_of(stored)
             if not _merge(rows, patch):
                 return None  # nothing newer than what is published: leave the bytes alone
-            version = (stored.document.get("version", 0) if stored else 0) + 1
-            document = build_tile(
-                tile_id,
-                rows,
-                stage=self._stage,
-                version=version,
-                generated_at=self._clock(),
-                zone=self._zone,
-            )
+            document = build_tile(tile_id, rows, stage=self._stage)
             try:
                 self._bucket.write(key, document, stored.etag if stored else None)
             except TileConflictError:
@@ -174,10 +190,7 @@ class TileRegenerator:
         for _attempt in range(MAX_WRITE_ATTEMPTS):
             stored = self._bucket.read(key)
             tiles = dict(stored.document.get("tiles", {})) if stored else {}
-            for tile_id, summary in summaries.items():
-                # Keep the newest entry: a concurrent batch may have published a later version.
-                if tiles.get(tile_id, {}).get("version", 0) < summary["version"]:
-                    tiles[tile_id] = summary
+            tiles |= summaries
             try:
                 self._bucket.write(key, self._manifest(tiles), stored.etag if stored else None)
             except TileConflictError:
@@ -186,20 +199,41 @@ class TileRegenerator:
         raise TileConflictError(key)
 
     def _manifest(self, tiles: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        generated = [entry["generated_at"] for entry in tiles.values() if entry["generated_at"]]
         return {
             "schema": MANIFEST_SCHEMA,
             "stage": self._stage,
-            "generated_at": format_timestamp(self._clock(), self._zone),
+            "test_data": self._stage != "prod",
+            "generated_at": max(generated) if generated else None,
             "tile_count": len(tiles),
             "tiles": {tile_id: tiles[tile_id] for tile_id in sorted(tiles)},
         }
 
+    def stale_window(self, lookback_s: int) -> tuple[str, str]:
+        """The received_at range of stores that went stale within the last `lookback_s`."""
+        stale_before = self._clock() - self._stale_after
+        start = stale_before - timedelta(seconds=lookback_s)
+        return format_timestamp(start, self._zone), format_timestamp(stale_before, self._zone)
+
+    def refresh_stale(self, stores: Iterable[StoreSnapshot]) -> BatchOutcome:
+        """Re-render stores whose last report just aged past the stale limit.
+
+        Their rows keep their version but change content (remain_stat becomes null), which the
+        merge accepts; rows already shown as unknown are left alone and cost no write.
+        """
+        changes = [StoreChange("stale", None, store) for store in stores]
+        return self.apply(changes)
+
     def group(self, stores: Iterable[StoreSnapshot]) -> dict[str, dict[str, dict[str, Any]]]:
         """Rows of every tile, keyed by tile id and store code."""
         grouped: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        stale_before = self._stale_before()
         for store in stores:
-            row = store_row(store)
-            for tile_id in tile_ids_for(store, self._zoom):
+            tile_ids = self.tiles_of(store)
+            if not tile_ids:
+                continue
+            row = store_row(store, stale_before)
+            for tile_id in tile_ids:
                 grouped[tile_id][store.code] = row
         return grouped
 
@@ -207,44 +241,65 @@ class TileRegenerator:
         self,
         grouped: dict[str, dict[str, dict[str, Any]]],
         *,
+        scan_started_at: str | None = None,
         workers: int = 8,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Write every grouped tile and the manifest; returns the number of tiles written."""
+        """Merge every tile of a scan into the bucket; returns the number of tiles written.
+
+        `scan_started_at` (a published timestamp) marks rows that the stream handler published
+        after the scan began: the rebuild keeps those instead of removing them.
+        NOTE: a store moved or deleted by an import while the scan runs can reappear in its old
+        tile until its next report, so rebuilds and imports should not overlap.
+        """
+        marker = scan_started_at or self.scan_marker()
         stored_manifest = self._bucket.read(self._bucket.manifest_key)
         previous = stored_manifest.document.get("tiles", {}) if stored_manifest else {}
+        # Tiles that lost all their stores are rebuilt too, to an empty list.
+        tile_ids = sorted(set(grouped) | set(previous))
 
-        def publish(tile_id: str) -> dict[str, Any]:
-            version = previous.get(tile_id, {}).get("version", 0) + 1
-            document = build_tile(
-                tile_id,
-                grouped[tile_id],
-                stage=self._stage,
-                version=version,
-                generated_at=self._clock(),
-                zone=self._zone,
-            )
-            # NOTE: a rebuild overwrites without a condition, so it must not run while the stream
-            # handler is publishing. The local stack runs it before the stream pump starts.
-            self._bucket.write_unconditionally(self._bucket.object_key(tile_id), document)
+        def publish(tile_id: str) -> tuple[str, dict[str, Any] | None]:
+            rows = grouped.get(tile_id, {})
+            summary = self._rebuild_tile(tile_id, rows, marker)
             if progress:
                 progress(1)
-            return _summary(document)
+            return tile_id, summary
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            summaries = dict(zip(grouped, pool.map(publish, list(grouped)), strict=True))
-        tiles = {**previous, **summaries}
-        self._bucket.write_unconditionally(self._bucket.manifest_key, self._manifest(tiles))
+            results = list(pool.map(publish, tile_ids))
+        summaries = {tile_id: summary for tile_id, summary in results if summary is not None}
+        if summaries or stored_manifest is None:
+            self._update_manifest(summaries)
         return len(summaries)
+
+    def _rebuild_tile(
+        self, tile_id: str, rows: dict[str, dict[str, Any]], scan_started_at: str
+    ) -> dict[str, Any] | None:
+        key = self._bucket.object_key(tile_id)
+        for _attempt in range(MAX_WRITE_ATTEMPTS):
+            stored = self._bucket.read(key)
+            current = _rows_of(stored)
+            merged = _merge_scan(current, rows, scan_started_at)
+            if stored is not None and merged == current:
+                return None
+            document = build_tile(tile_id, merged, stage=self._stage)
+            try:
+                self._bucket.write(key, document, stored.etag if stored else None)
+            except TileConflictError:
+                continue
+            return _summary(document)
+        raise TileConflictError(key)
 
 
 def _rows_of(stored: StoredDocument | None) -> dict[str, dict[str, Any]]:
     if stored is None:
         return {}
-    return {row["code"]: row for row in stored.document.get("stores", [])}
+    document = stored.document
+    rows = [*document.get("stores", []), *document.get("stores_without_location", [])]
+    return {row["code"]: row for row in rows}
 
 
-def _merge(rows: dict[str, dict[str, Any]], patch: dict[str, dict[str, Any] | _Removal]) -> bool:
+def _merge(rows: dict[str, dict[str, Any]], patch: Patch) -> bool:
     """Apply a patch in place, newer versions only; returns whether anything changed."""
     changed = False
     for code, update in patch.items():
@@ -260,6 +315,19 @@ def _merge(rows: dict[str, dict[str, Any]], patch: dict[str, dict[str, Any] | _R
             rows[code] = update
             changed = True
     return changed
+
+
+def _merge_scan(
+    current: dict[str, dict[str, Any]], scanned: dict[str, dict[str, Any]], scan_started_at: str
+) -> dict[str, dict[str, Any]]:
+    """The scan's rows, except where the published tile holds something newer than the scan."""
+    merged = dict(scanned)
+    for code, row in current.items():
+        newer = code in scanned and row["version"] > scanned[code]["version"]
+        arrived_after_scan = code not in scanned and (row["created_at"] or "") >= scan_started_at
+        if newer or arrived_after_scan:
+            merged[code] = row
+    return merged
 
 
 def _summary(document: dict[str, Any]) -> dict[str, Any]:

@@ -21,14 +21,6 @@ from chalicelib.stock import StockLedger
 from chalicelib.stores import StoreRegistry
 from chalicelib.submissions import SubmissionService
 
-# Short timeouts and standard retry mode: a Lambda should fail fast and let the caller retry.
-_CLIENT_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"mode": "standard", "max_attempts": 3},
-    max_pool_connections=32,
-)
-
 
 @dataclass
 class Runtime:
@@ -38,12 +30,22 @@ class Runtime:
     clock: Clock = system_clock
 
     @cached_property
+    def _client_config(self) -> Config:
+        # Short timeouts and standard retry mode: a Lambda fails fast and the caller retries.
+        return Config(
+            connect_timeout=2,
+            read_timeout=self.settings.aws_read_timeout_s,
+            retries={"mode": "standard", "max_attempts": 3},
+            max_pool_connections=32,
+        )
+
+    @cached_property
     def dynamodb(self) -> Any:
-        return boto3.client("dynamodb", config=_CLIENT_CONFIG)
+        return boto3.client("dynamodb", config=self._client_config)
 
     @cached_property
     def s3(self) -> Any:
-        return boto3.client("s3", config=_CLIENT_CONFIG)
+        return boto3.client("s3", config=self._client_config)
 
     @cached_property
     def ledger(self) -> StockLedger:
@@ -96,4 +98,5 @@ class Runtime:
             stage=self.settings.stage,
             zone=self.settings.timezone,
             clock=self.clock,
+            stale_after_s=self.settings.stale_after_s,
         )

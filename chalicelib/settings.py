@@ -24,7 +24,9 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "STOCKFEED_TILE_PREFIX": "tile_prefix",
     "STOCKFEED_UTC_OFFSET": "utc_offset",
     "STOCKFEED_TILE_MAX_AGE_S": "tile_max_age_s",
+    "STOCKFEED_STALE_AFTER_S": "stale_after_s",
     "STOCKFEED_LOG_LEVEL": "log_level",
+    "STOCKFEED_AWS_READ_TIMEOUT_S": "aws_read_timeout_s",
 }
 
 
@@ -55,7 +57,11 @@ class Settings(BaseModel):
     utc_offset: str = "+09:00"
     # Cache-Control max-age of live tiles, in seconds.
     tile_max_age_s: int = Field(default=5, ge=0, le=3600)
+    # A store whose latest report is older than this shows remain_stat null (unknown).
+    stale_after_s: int = Field(default=7200, ge=60)
     log_level: str = "INFO"
+    # Lambda fails fast and lets the caller retry; the embedded AWS on a busy laptop needs more.
+    aws_read_timeout_s: int = Field(default=5, ge=1, le=300)
 
     @field_validator("utc_offset")
     @classmethod

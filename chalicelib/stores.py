@@ -157,6 +157,17 @@ class StoreRegistry:
         for page in paginator.paginate(TableName=self._table_name):
             yield from page["Items"]
 
+    def scan_received_between(self, start: str, end: str) -> Iterator[dict[str, Any]]:
+        """Yield the store items whose latest report was received in [start, end)."""
+        paginator = self._client.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self._table_name,
+            FilterExpression="received_at >= :start AND received_at < :end",
+            ExpressionAttributeValues={":start": {"S": start}, ":end": {"S": end}},
+        )
+        for page in pages:
+            yield from page["Items"]
+
     def import_stores(
         self,
         stores: Iterable[StoreRecord],
@@ -206,13 +217,18 @@ class StoreRegistry:
         expression = "SET " + ", ".join(f"#{name} = :{name}" for name in names)
         if removed:
             expression += " REMOVE " + ", ".join(f"#{name}" for name in removed)
+        # A new version lets the tiles replace the old row, as for any other write.
+        expression += " ADD version :one"
         self._client.update_item(
             TableName=self._table_name,
             Key={"code": item["code"]},
             UpdateExpression=expression,
             ConditionExpression="attribute_exists(code)",
             ExpressionAttributeNames={f"#{name}": name for name in REGISTRY_ATTRIBUTES},
-            ExpressionAttributeValues={f":{name}": item[name] for name in names},
+            ExpressionAttributeValues={
+                **{f":{name}": item[name] for name in names},
+                ":one": {"N": "1"},
+            },
         )
 
 

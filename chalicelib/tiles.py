@@ -3,18 +3,19 @@
 Pure functions only; `publishing` stores the documents and `regeneration` decides when. A tile
 is a JSON document listing stores with the field names of the 2020 public-mask API (code, name,
 addr, type, lat, lng, stock_at, remain_stat, created_at) plus `version`, a per-store counter
-that grows with every accepted submission and lets a newer row win over an older one.
+that grows with every write to the store and lets a newer row win over an older one.
+
+A tile document is a function of its rows alone (no wall-clock time in it), so the incremental
+path and a full rebuild of the same data produce the same bytes.
 """
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from chalicelib.clock import format_timestamp
 from chalicelib.grid import GRID_ZOOM, GridCell, cell_for
 from chalicelib.stock import remain_stat_for
 
@@ -53,6 +54,7 @@ class StoreSnapshot:
     stock_at: str | None
     received_at: str | None
     version: int
+    source: str = "official"
 
 
 def _number(value: Any) -> float | None:
@@ -77,6 +79,7 @@ def snapshot_from_item(item: dict[str, Any]) -> StoreSnapshot:
         stock_at=plain.get("stock_at"),
         received_at=plain.get("received_at"),
         version=int(plain.get("version", 0)),
+        source=str(plain.get("source", "official")),
     )
 
 
@@ -101,22 +104,31 @@ def tile_ids_for(store: StoreSnapshot, zoom: int = GRID_ZOOM) -> list[str]:
     return tile_ids
 
 
-def store_row(store: StoreSnapshot) -> dict[str, Any]:
-    """One store as a tile lists it."""
+def store_row(store: StoreSnapshot, stale_before: str | None = None) -> dict[str, Any]:
+    """One store as a tile lists it.
+
+    A store whose latest report was received before `stale_before` shows remain_stat null
+    (unknown) with its old stock_at: an old figure must never read as "plenty".
+    """
     remain_stat = remain_stat_for(store.stock, store.paused)
-    return {
+    stale = stale_before is not None and (store.received_at or "") < stale_before
+    row: dict[str, Any] = {
         "code": store.code,
         "name": store.name,
         "addr": store.addr,
         "type": store.type,
-        "lat": store.lat,
-        "lng": store.lng,
+    }
+    if store.lat is not None and store.lng is not None:
+        row["lat"] = store.lat
+        row["lng"] = store.lng
+    row |= {
         "stock_at": store.stock_at,
-        "remain_stat": remain_stat.value if remain_stat else None,
+        "remain_stat": remain_stat.value if remain_stat and not stale else None,
         # When stockfeed received the store's latest report: the age of the figure.
         "created_at": store.received_at,
         "version": store.version,
     }
+    return row
 
 
 def _describe(tile_id: str) -> dict[str, Any]:
@@ -132,26 +144,40 @@ def _describe(tile_id: str) -> dict[str, Any]:
     return {"kind": "sigungu", "region": region, "bounds": None}
 
 
-def build_tile(
-    tile_id: str,
-    rows: dict[str, dict[str, Any]],
-    *,
-    stage: str,
-    version: int,
-    generated_at: datetime,
-    zone: tzinfo,
-) -> dict[str, Any]:
-    """A tile document; stores are sorted by code so equal content gives equal bytes."""
-    return {
+TEST_NOTICE = "테스트 데이터입니다. 실제 재고가 아닙니다. / TEST DATA: not real stock."
+
+
+def build_tile(tile_id: str, rows: dict[str, dict[str, Any]], *, stage: str) -> dict[str, Any]:
+    """A tile document, determined by its rows alone so equal content gives equal bytes.
+
+    Stores are sorted by code. Stores without coordinates (only in region tiles) are listed
+    apart, in `stores_without_location`, so `lat` and `lng` in `stores` are always numbers.
+    `generated_at` is the newest report among the rows: a tile is regenerated exactly when one
+    of its stores reports, so that is when its content was generated.
+    """
+    ordered = [rows[code] for code in sorted(rows)]
+    located = [row for row in ordered if "lat" in row]
+    unlocated = [row for row in ordered if "lat" not in row]
+    received = [row["created_at"] for row in ordered if row["created_at"]]
+    document: dict[str, Any] = {
         "schema": TILE_SCHEMA,
         "tile": tile_id,
         **_describe(tile_id),
         "stage": stage,
-        "version": version,
-        "generated_at": format_timestamp(generated_at, zone),
-        "count": len(rows),
-        "stores": [rows[code] for code in sorted(rows)],
+        "test_data": stage != "prod",
     }
+    if stage != "prod":
+        document["notice"] = TEST_NOTICE
+    document |= {
+        # Changes whenever a listed store changes (each write to a store raises its version).
+        "version": sum(row["version"] for row in ordered),
+        "generated_at": max(received) if received else None,
+        "count": len(ordered),
+        "stores": located,
+    }
+    if document["kind"] != "grid":
+        document["stores_without_location"] = unlocated
+    return document
 
 
 def encode_document(document: dict[str, Any]) -> bytes:

@@ -91,9 +91,12 @@ def revoke_key(code: str) -> None:
 def rebuild_tiles() -> None:
     """Rebuild every tile and the manifest from the stores table."""
     runtime = _runtime()
+    scan_started_at = runtime.regenerator.scan_marker()
     grouped = runtime.regenerator.group(snapshots_from_items(runtime.registry.scan()))
     with click.progressbar(length=len(grouped), label="Rebuilding tiles") as bar:
-        written = runtime.regenerator.rebuild(grouped, progress=bar.update)
+        written = runtime.regenerator.rebuild(
+            grouped, scan_started_at=scan_started_at, progress=bar.update
+        )
     click.echo(json.dumps({"tiles_published": written}))
 
 

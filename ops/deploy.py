@@ -37,6 +37,7 @@ APP_NAME = "stockfeed"
 STAGES = ("dev", "prod")
 API_FUNCTION = "api_handler"
 STREAM_FUNCTION = "on_store_change"
+REFRESH_FUNCTION = "refresh_stale_tiles"
 
 # After this many retries of a failed batch, Lambda sends a record of it to the failure queue
 # and moves on, so one bad batch cannot hold up its shard for the stream's 24-hour retention.
@@ -113,7 +114,7 @@ def function_name(stage: str, function: str) -> str:
 
 def policy_file_name(stage: str, function: str) -> str:
     """Return the file under .chalice/ that contains one function's IAM policy in one stage."""
-    short = {API_FUNCTION: "api", STREAM_FUNCTION: "stream"}[function]
+    short = {API_FUNCTION: "api", STREAM_FUNCTION: "stream", REFRESH_FUNCTION: "refresh"}[function]
     return f"policy-{stage}-{short}.json"
 
 
@@ -280,6 +281,7 @@ def render_policies(target: PolicyTarget) -> dict[str, dict[str, Any]]:
     return {
         policy_file_name(target.stage, API_FUNCTION): _api_policy(target),
         policy_file_name(target.stage, STREAM_FUNCTION): _stream_policy(target),
+        policy_file_name(target.stage, REFRESH_FUNCTION): _refresh_policy(target),
     }
 
 
@@ -373,6 +375,35 @@ def _stream_policy(target: PolicyTarget) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Action": "dynamodb:PutItem",
                 "Resource": _arn(target, "dynamodb", f"table/{target.submissions_table_name}"),
+            },
+        ],
+    }
+
+
+def _refresh_policy(target: PolicyTarget) -> dict[str, Any]:
+    bucket = f"arn:{target.partition}:s3:::{target.bucket_name}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _log_statement(target, REFRESH_FUNCTION),
+            {
+                # Finds the stores whose last report just passed the stale limit.
+                "Sid": "FindStaleStores",
+                "Effect": "Allow",
+                "Action": "dynamodb:Scan",
+                "Resource": _arn(target, "dynamodb", f"table/{target.table_name}"),
+            },
+            {
+                "Sid": "PublishTiles",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"{bucket}/v1/*",
+            },
+            {
+                "Sid": "TellMissingTiles",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket,
             },
         ],
     }

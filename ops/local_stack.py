@@ -69,7 +69,7 @@ def run_local_stack(options: LocalOptions) -> dict[str, Any]:
     LOG_DIRECTORY.mkdir(exist_ok=True)
     with embedded_aws(log_path=str(LOG_DIRECTORY / "moto.log")) as aws:
         os.environ.update(aws.environment())
-        settings = Settings(stage="dev", log_level="WARNING")
+        settings = Settings(stage="dev", log_level="WARNING", aws_read_timeout_s=120)
         os.environ.update(settings.as_environment())
         runtime = Runtime(settings)
         stream_arn = _create_resources(aws, settings)
@@ -137,9 +137,12 @@ def _import_stores(runtime: Runtime) -> list[StoreRecord]:
 
 
 def _build_tiles(runtime: Runtime) -> int:
+    scan_started_at = runtime.regenerator.scan_marker()
     grouped = runtime.regenerator.group(snapshots_from_items(runtime.registry.scan()))
     with click.progressbar(length=len(grouped), label="Publishing tiles", file=sys.stderr) as bar:
-        return runtime.regenerator.rebuild(grouped, progress=bar.update)
+        return runtime.regenerator.rebuild(
+            grouped, scan_started_at=scan_started_at, progress=bar.update
+        )
 
 
 @contextlib.contextmanager

@@ -60,6 +60,7 @@ class Stage:
             table_name=f"stores-{suffix}",
             bucket_name=f"tiles-{suffix}",
             submissions_table_name=f"submissions-{suffix}",
+            aws_read_timeout_s=120,
         )
         self.aws = aws
         self.dynamodb = aws.client("dynamodb")
@@ -76,8 +77,9 @@ class Stage:
 
     def rebuild(self) -> int:
         regenerator = self.runtime.regenerator
+        scan_started_at = regenerator.scan_marker()
         grouped = regenerator.group(snapshots_from_items(self.runtime.registry.scan()))
-        return regenerator.rebuild(grouped)
+        return regenerator.rebuild(grouped, scan_started_at=scan_started_at)
 
     def tile(self, tile_id: str) -> dict[str, Any] | None:
         stored = self.runtime.bucket.read(self.runtime.bucket.object_key(tile_id))

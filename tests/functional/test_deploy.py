@@ -27,6 +27,7 @@ from chalicelib.settings import Settings
 from ops.deploy import (
     API_FUNCTION,
     MAX_RETRY_ATTEMPTS,
+    REFRESH_FUNCTION,
     STREAM_FUNCTION,
     deploy,
     function_name,
@@ -76,6 +77,14 @@ EXPECTED_ACTIONS = {
         "sqs:SendMessage",
         "dynamodb:UpdateItem",
         "dynamodb:PutItem",
+    },
+    REFRESH_FUNCTION: {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:Scan",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
     },
 }
 
@@ -220,7 +229,7 @@ def test_stack_queue_and_log_groups(aws: EmbeddedAws, stacks: dict[str, str]) ->
         assert attributes["Attributes"]["MessageRetentionPeriod"] == "1209600"
         assert attributes["Attributes"]["SqsManagedSseEnabled"] == "true"
 
-        for function in (API_FUNCTION, STREAM_FUNCTION):
+        for function in (API_FUNCTION, STREAM_FUNCTION, REFRESH_FUNCTION):
             group_name = f"/aws/lambda/{function_name(stage, function)}"
             groups = logs.describe_log_groups(logGroupNamePrefix=group_name)["logGroups"]
             (group,) = [group for group in groups if group["logGroupName"] == group_name]
@@ -544,7 +553,7 @@ def _committed_policy(stage: str, function: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-@pytest.mark.parametrize("function", [API_FUNCTION, STREAM_FUNCTION])
+@pytest.mark.parametrize("function", [API_FUNCTION, STREAM_FUNCTION, REFRESH_FUNCTION])
 def test_policy_least_privilege(stage: str, function: str) -> None:
     _check_least_privilege(_committed_policy(stage, function), function)
 
@@ -552,7 +561,7 @@ def test_policy_least_privilege(stage: str, function: str) -> None:
 @pytest.mark.parametrize("stage", STAGES)
 def test_policy_names_own_stage(stage: str) -> None:
     other = "prod" if stage == "dev" else "dev"
-    for function in (API_FUNCTION, STREAM_FUNCTION):
+    for function in (API_FUNCTION, STREAM_FUNCTION, REFRESH_FUNCTION):
         resources = set().union(*_resources_by_action(_committed_policy(stage, function)).values())
         assert all(f"stockfeed-{stage}" in resource for resource in resources)
         assert not any(f"stockfeed-{other}" in resource for resource in resources)

@@ -5,11 +5,13 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import jsonschema
 import pytest
 
 from chalicelib.grid import cell_for
 from chalicelib.stores import StoreList, StoreRecord
 from chalicelib.tiles import sido_tile_id, sigungu_tile_id
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.functional
 
@@ -30,7 +32,8 @@ def _post(api: Any, code: str, key: str, body: dict[str, Any]) -> Any:
 
 def _row(tile: dict[str, Any] | None, code: str) -> dict[str, Any] | None:
     assert tile is not None
-    return next((row for row in tile["stores"] if row["code"] == code), None)
+    rows = [*tile["stores"], *tile.get("stores_without_location", [])]
+    return next((row for row in rows if row["code"] == code), None)
 
 
 def _located(stores: StoreList, count: int) -> list[StoreRecord]:
@@ -73,6 +76,7 @@ def test_sale_reaches_every_tile_of_its_store(stage, api, app_module, real_store
         assert row["stock_at"] == "2020-03-17T09:00:00+09:00"
         assert row["created_at"] == "2020-03-17T12:00:00+09:00"  # received, by the fixed clock
         assert row["version"] == 2
+        assert stage.tile(tile_id)["generated_at"] == "2020-03-17T12:00:00+09:00"
 
 
 def test_tile_lists_2020_field_names(stage, real_store_list):
@@ -83,7 +87,7 @@ def test_tile_lists_2020_field_names(stage, real_store_list):
     tile = stage.tile(sido_tile_id(store.sido))
 
     assert tile is not None
-    assert tile["generated_at"] == "2020-03-17T12:00:00+09:00"
+    assert tile["generated_at"] is None  # no store of this tile has reported yet
     assert tile["kind"] == "sido"
     row = tile["stores"][0]
     for field in (
@@ -141,10 +145,12 @@ def test_store_without_coordinates_only_in_region_tiles(stage, real_store_list):
     assert manifest is not None
     tile_ids = set(manifest.document["tiles"])
     assert not any(tile_id.startswith("grid/") for tile_id in tile_ids)
-    row = _row(stage.tile(sido_tile_id(unlocated.sido)), unlocated.code)
-    assert row is not None
-    assert row["lat"] is None
-    assert row["lng"] is None
+    tile = stage.tile(sido_tile_id(unlocated.sido))
+    assert tile["stores"] == []
+    row = tile["stores_without_location"][0]
+    assert row["code"] == unlocated.code
+    assert "lat" not in row
+    assert "lng" not in row
 
 
 def test_import_twice_writes_nothing(stage, real_store_list):
@@ -303,3 +309,14 @@ def test_whole_real_list_imports_and_publishes(stage, real_store_list):
     again = stage.runtime.registry.import_stores(real_store_list.stores)
     assert again.unchanged == 25_439
     assert again.created == again.updated == 0
+    _validate_every_tile(stage, manifest.document)
+
+
+def _validate_every_tile(stage, manifest: dict[str, Any]) -> None:
+    schemas = REPO_ROOT / "docs" / "schema"
+    tile_schema = json.loads((schemas / "tile.schema.json").read_text())
+    jsonschema.validate(manifest, json.loads((schemas / "manifest.schema.json").read_text()))
+    validator = jsonschema.Draft202012Validator(tile_schema)
+    for tile_id in manifest["tiles"]:
+        errors = list(validator.iter_errors(stage.tile(tile_id)))
+        assert errors == [], (tile_id, errors[:1])

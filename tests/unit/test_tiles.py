@@ -1,5 +1,4 @@
 import json
-from datetime import UTC, datetime, timedelta, timezone
 
 from chalicelib.tiles import (
     StoreSnapshot,
@@ -9,8 +8,6 @@ from chalicelib.tiles import (
     store_row,
     tile_ids_for,
 )
-
-KST = timezone(timedelta(hours=9))
 
 
 def _store(**changes):
@@ -59,28 +56,59 @@ def test_row_shows_band_not_stock():
     assert "stock" not in row
 
 
+def test_stale_row_shows_unknown_with_old_stock_at():
+    row = store_row(_store(stock=120), stale_before="2020-03-17T10:00:00+09:00")
+
+    assert row["remain_stat"] is None
+    assert row["stock_at"] == "2020-03-17T09:00:00+09:00"
+
+
+def test_recent_row_is_not_stale():
+    row = store_row(_store(stock=120), stale_before="2020-03-17T08:00:00+09:00")
+
+    assert row["remain_stat"] == "plenty"
+
+
+def test_unlocated_store_listed_apart():
+    rows = {
+        "1": store_row(_store(code="1")),
+        "2": store_row(_store(code="2", lat=None, lng=None)),
+    }
+
+    tile = build_tile("region/서울특별시", rows, stage="test")
+
+    assert [row["code"] for row in tile["stores"]] == ["1"]
+    assert [row["code"] for row in tile["stores_without_location"]] == ["2"]
+    assert "lat" not in tile["stores_without_location"][0]
+    assert tile["count"] == 2
+
+
 def test_tile_encoding_is_deterministic_and_sorted():
     rows = {code: store_row(_store(code=code)) for code in ("3", "1", "2")}
-    generated_at = datetime(2020, 3, 17, 3, 0, tzinfo=UTC)
 
-    first = encode_document(
-        build_tile(
-            "region/서울특별시", rows, stage="test", version=1, generated_at=generated_at, zone=KST
-        )
-    )
+    first = encode_document(build_tile("region/서울특별시", rows, stage="test"))
     second = encode_document(
-        build_tile(
-            "region/서울특별시",
-            dict(reversed(rows.items())),
-            stage="test",
-            version=1,
-            generated_at=generated_at,
-            zone=KST,
-        )
+        build_tile("region/서울특별시", dict(reversed(rows.items())), stage="test")
     )
 
     assert first == second
     document = json.loads(first)
     assert [row["code"] for row in document["stores"]] == ["1", "2", "3"]
-    assert document["generated_at"] == "2020-03-17T12:00:00+09:00"
+    assert document["generated_at"] == "2020-03-17T09:00:00+09:00"
+    assert document["version"] == 3
     assert "온누리약국".encode() in first  # UTF-8, not \\u escapes
+
+
+def test_non_prod_tile_is_marked_as_test_data():
+    tile = build_tile("region/서울특별시", {}, stage="dev")
+
+    assert tile["test_data"] is True
+    assert "TEST DATA" in tile["notice"]
+    assert tile["generated_at"] is None
+
+
+def test_prod_tile_has_no_test_mark():
+    tile = build_tile("region/서울특별시", {}, stage="prod")
+
+    assert tile["test_data"] is False
+    assert "notice" not in tile
