@@ -12,7 +12,7 @@ PYTHON313 ?= $(shell for candidate in python3.13 $$HOME/.pyenv/versions/3.13*/bi
 	if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; \
 	then echo "$$candidate"; break; fi; done)
 
-.PHONY: help venv run smoke test check fmt lint types bench clean deploy-check
+.PHONY: help venv system-deps run smoke test check fmt lint types bench clean deploy-check
 
 help:
 	@echo "make run    - start the local stack on the real store list and replay one real day"
@@ -43,8 +43,24 @@ run: venv
 smoke: venv
 	$(PY) -m ops.cli local smoke $(SMOKE_ARGS)
 
-test: venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+# Debian packages the tests drive: chromium for the map page. Installed only when missing.
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
+		|| { echo "error: could not install$$missing; install them with apt-get as root"; exit 1; }; \
+	fi
+
+# Nothing may depend on the host's time zone: the suite runs under UTC, and the tests that
+# format, compare or schedule times run again under Korea Standard Time.
+TZ_SENSITIVE_TESTS := tests/unit tests/functional/test_tile_publishing.py \
+	tests/functional/test_submission_rules.py
+
+test: venv system-deps
+	TZ=UTC $(PY) -m pytest $(PYTEST_ARGS)
+	TZ=Asia/Seoul $(PY) -m pytest -q $(TZ_SENSITIVE_TESTS)
 
 fmt: venv
 	$(PY) -m ruff format .

@@ -291,6 +291,8 @@ def refresh_stale_tiles(event: CloudWatchEvent) -> dict[str, int]:
     start, end = runtime().regenerator.stale_window(STALE_LOOKBACK_S)
     stores = list(snapshots_from_items(runtime().registry.scan_received_between(start, end)))
     outcome = runtime().regenerator.refresh_stale(stores)
+    # The 2020-shaped full lists are large (about 7 MB together), so they follow on this timer.
+    runtime().regenerator.publish_full_lists()
     logger.info(
         "stale rows refreshed", extra={"stores": len(stores), "tiles": len(outcome.published)}
     )

@@ -57,6 +57,10 @@ class TileBucket:
     def object_key(self, tile_id: str) -> str:
         return f"{self._prefix}/{tile_id}.json"
 
+    def object_key_of(self, suffix: str) -> str:
+        """The key of a document given by its path under the prefix (extension included)."""
+        return f"{self._prefix}/{suffix}"
+
     @property
     def manifest_key(self) -> str:
         return f"{self._prefix}/manifest.json"

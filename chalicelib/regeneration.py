@@ -21,6 +21,7 @@ from datetime import timedelta, tzinfo
 from typing import Any
 
 from chalicelib.clock import Clock, format_timestamp
+from chalicelib.compat import compat_documents, full_list_documents
 from chalicelib.grid import GRID_ZOOM
 from chalicelib.publishing import StoredDocument, TileBucket, TileConflictError
 from chalicelib.tiles import (
@@ -182,8 +183,32 @@ class TileRegenerator:
             except TileConflictError:
                 logger.info("tile %s changed while patching; retrying", tile_id)
                 continue
+            self._write_compat(tile_id, document)
             return _summary(document)
         raise TileConflictError(key)
+
+    def _write_compat(self, tile_id: str, document: dict[str, Any]) -> None:
+        # NOTE: the 2020-shaped copies are written without a condition, after their tile. Two
+        # racing writers can leave a copy one change behind its tile until the next change.
+        for suffix, compat_document in compat_documents(tile_id, document):
+            self._bucket.write_unconditionally(self._bucket.object_key_of(suffix), compat_document)
+
+    def publish_full_lists(self) -> int:
+        """Write the 2020-shaped full store and sales lists from the province tiles."""
+        manifest = self._bucket.read(self._bucket.manifest_key)
+        tile_ids = [
+            t for t in (manifest.document["tiles"] if manifest else {}) if t.count("/") == 1
+        ]
+        documents = []
+        for tile_id in tile_ids:
+            stored = self._bucket.read(self._bucket.object_key(tile_id))
+            if stored is not None:
+                documents.append(stored.document)
+        written = 0
+        for suffix, document in full_list_documents(documents):
+            self._bucket.write_unconditionally(self._bucket.object_key_of(suffix), document)
+            written += 1
+        return written
 
     def _update_manifest(self, summaries: dict[str, dict[str, Any]]) -> None:
         key = self._bucket.manifest_key
@@ -287,6 +312,7 @@ class TileRegenerator:
                 self._bucket.write(key, document, stored.etag if stored else None)
             except TileConflictError:
                 continue
+            self._write_compat(tile_id, document)
             return _summary(document)
         raise TileConflictError(key)
 

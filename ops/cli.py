@@ -18,6 +18,7 @@ from chalicelib.regeneration import snapshots_from_items
 from chalicelib.runtime import Runtime
 from chalicelib.settings import Settings
 from chalicelib.stores import read_store_list
+from ops.site import publish_schemas
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STORE_LIST = REPO_ROOT / "data" / "kr-mask-stores-2020-03-15.csv"
@@ -97,7 +98,11 @@ def rebuild_tiles() -> None:
         written = runtime.regenerator.rebuild(
             grouped, scan_started_at=scan_started_at, progress=bar.update
         )
-    click.echo(json.dumps({"tiles_published": written}))
+    runtime.regenerator.publish_full_lists()
+    schemas = publish_schemas(
+        runtime.s3, runtime.settings.bucket_name, runtime.settings.tile_prefix
+    )
+    click.echo(json.dumps({"tiles_published": written, "schemas_published": len(schemas)}))
 
 
 @cli.group()

@@ -39,6 +39,7 @@ from ops.embedded import (
 )
 from ops.history import PlannedEvent, available_dates, load_history, plan_day
 from ops.replay import FreshnessProbe, SubmissionClient, replay
+from ops.site import publish_schemas, publish_site
 from ops.stream_pump import StreamPump
 from ops.tileserver import TileServer
 
@@ -75,6 +76,8 @@ def run_local_stack(options: LocalOptions) -> dict[str, Any]:
         stream_arn = _create_resources(aws, settings)
         stores = _import_stores(runtime)
         tiles_built = _build_tiles(runtime)
+        publish_site(runtime.s3, settings.bucket_name)
+        publish_schemas(runtime.s3, settings.bucket_name, settings.tile_prefix)
         stop = threading.Event()
         with _chalice_local(options.api_port, settings) as api_url:
             pump = _start_pump(aws, stream_arn, runtime, stop)
@@ -99,6 +102,7 @@ def run_local_stack(options: LocalOptions) -> dict[str, Any]:
                 f"full build wrote {tiles_built} tiles.",
                 err=True,
             )
+            runtime.regenerator.publish_full_lists()
             if options.interactive:
                 _serve_until_interrupted(api_url, tiles_url)
             stop.set()
@@ -196,6 +200,7 @@ def _start_pump(
 
 def _print_urls(api_url: str, tiles_url: str) -> None:
     click.echo("", err=True)
+    click.echo(f"  Map page       : {tiles_url.removesuffix('v1/')}index.html", err=True)
     click.echo(f"  Submission API : {api_url}/v1/stores/<code>/submissions", err=True)
     click.echo(f"  Manifest       : {tiles_url}manifest.json", err=True)
     click.echo(f"  Region tile    : {tiles_url}region/서울특별시/강남구.json", err=True)

@@ -277,8 +277,8 @@ def test_non_prod_tiles_carry_test_mark(stage, real_store_list):
 
     stage.rebuild()
 
-    tile = next(iter(_all_objects(stage).items()))
-    document = json.loads(tile[1])
+    tiles = {k: v for k, v in _all_objects(stage).items() if not k.startswith("v1/compat/")}
+    document = json.loads(next(iter(tiles.values())))
     assert document["stage"] == "test"
     assert document["test_data"] is True
 
@@ -294,6 +294,8 @@ def test_tiles_match_published_schema(stage, api, app_module, real_store_list):
     manifest_schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
 
     for key, body in _all_objects(stage).items():
+        if key.startswith("v1/compat/"):
+            continue  # the 2020-shaped copies follow the 2020 API, not this schema
         document = json.loads(body)
         schema = manifest_schema if key.endswith("manifest.json") else tile_schema
         jsonschema.validate(document, schema)
