@@ -5,9 +5,11 @@ This module is the thin edge: it parses requests and events, calls one domain ob
 """
 
 import json
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from chalice.app import Chalice, CloudWatchEvent, DynamoDBEvent, Rate, Response
 from pydantic import ValidationError
 
@@ -242,6 +244,23 @@ def _domain_error(
     raise error
 
 
+def _publish_tile_age(records: list[dict[str, Any]]) -> None:
+    """Emit how long the oldest change of the batch took to reach its tiles (CloudWatch EMF)."""
+    created = [
+        record["dynamodb"]["ApproximateCreationDateTime"]
+        for record in records
+        if isinstance(record.get("dynamodb", {}).get("ApproximateCreationDateTime"), int | float)
+    ]
+    if not created:
+        return
+    # Wall-clock time on purpose: the stream stamps records with it.
+    age_s = max(0.0, time.time() - min(created))
+    with single_metric(
+        name="TileAgeSeconds", unit=MetricUnit.Seconds, value=age_s, namespace="Stockfeed"
+    ) as metric:
+        metric.add_dimension(name="Stage", value=runtime().settings.stage)
+
+
 @app.route("/v1/health", methods=["GET"])
 def health() -> dict[str, str]:
     """Liveness probe; touches no AWS resource."""
@@ -269,6 +288,7 @@ def on_store_change(event: DynamoDBEvent) -> dict[str, Any]:
             )
             failures.append(str(record.get("dynamodb", {}).get("SequenceNumber", "")))
     outcome = runtime().regenerator.apply(changes)
+    _publish_tile_age(event.to_dict().get("Records", []))
     try:
         runtime().submission_log.prune(event.to_dict().get("Records", []))
     except Exception:

@@ -64,3 +64,14 @@ class EventTimeError(StockfeedError):
         super().__init__(f"occurred_at is {reason}; the limit is {limit}")
         self.reason = reason
         self.limit = limit
+
+
+class DemoDataInProdError(StockfeedError):
+    """Demo stores were about to be imported into the prod stage."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"refusing to import {count} demo stores into the prod stage; demo data may only "
+            "go to dev"
+        )
+        self.count = count

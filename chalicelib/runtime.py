@@ -76,7 +76,7 @@ class Runtime:
 
     @cached_property
     def registry(self) -> StoreRegistry:
-        return StoreRegistry(self.dynamodb, self.settings.table_name)
+        return StoreRegistry(self.dynamodb, self.settings.table_name, self.settings.stage)
 
     @cached_property
     def submissions(self) -> SubmissionService:

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
+from chalicelib.errors import DemoDataInProdError
 from chalicelib.regions import RegionResolver
 
 logger = logging.getLogger(__name__)
@@ -147,9 +148,10 @@ class ImportReport:
 class StoreRegistry:
     """Reads and writes store items in the stores table."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, stage: str = "dev") -> None:
         self._client = client
         self._table_name = table_name
+        self._stage = stage
 
     def scan(self) -> Iterator[dict[str, Any]]:
         """Yield every store item, in typed JSON."""
@@ -176,7 +178,14 @@ class StoreRegistry:
         workers: int = 4,
         progress: Callable[[int], None] | None = None,
     ) -> ImportReport:
-        """Create new stores, update changed ones, and with `prune` delete unlisted ones."""
+        """Create new stores, update changed ones, and with `prune` delete unlisted ones.
+
+        The prod stage rejects the whole list if any store in it comes from demo data.
+        """
+        stores = list(stores)
+        demo = sum(1 for store in stores if store.source == "demo")
+        if demo and self._stage == "prod":
+            raise DemoDataInProdError(demo)
         existing = {item["code"]["S"]: item for item in self.scan()}
         report = ImportReport()
         plan = _plan_import(stores, existing)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from chalicelib.errors import UnknownStoreError
+from chalicelib.errors import DemoDataInProdError, UnknownStoreError
 from chalicelib.regeneration import snapshots_from_items
 from chalicelib.runtime import Runtime
 from chalicelib.settings import Settings
@@ -50,12 +50,22 @@ def cli(verbose: bool) -> None:
     help="Store list CSV with header addr,code,latitude,longitude,name,type.",
 )
 @click.option("--prune", is_flag=True, help="Delete stores that are not in the list.")
-def import_stores(path: Path, prune: bool) -> None:
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Mark every store of the file as demo data. The prod stage rejects such an import.",
+)
+def import_stores(path: Path, prune: bool, demo: bool) -> None:
     """Import or update the store registry from a CSV file."""
     runtime = _runtime()
-    store_list = read_store_list(path)
-    with click.progressbar(length=len(store_list.stores), label="Importing stores") as bar:
-        report = runtime.registry.import_stores(store_list.stores, prune=prune, progress=bar.update)
+    store_list = read_store_list(path, source="demo" if demo else "official")
+    try:
+        with click.progressbar(length=len(store_list.stores), label="Importing stores") as bar:
+            report = runtime.registry.import_stores(
+                store_list.stores, prune=prune, progress=bar.update
+            )
+    except DemoDataInProdError as error:
+        raise click.ClickException(str(error)) from error
     click.echo(
         json.dumps(
             {

@@ -7,10 +7,14 @@ from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from chalicelib.errors import DemoDataInProdError
 from chalicelib.grid import cell_for
+from chalicelib.runtime import Runtime
 from chalicelib.stores import StoreList, StoreRecord
 from chalicelib.tiles import sido_tile_id, sigungu_tile_id
+from ops.cli import cli
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.functional
@@ -268,6 +272,24 @@ def test_redelivered_batch_leaves_tiles_unchanged(stage, api, app_module, real_s
     assert after == before
 
 
+def test_handler_publishes_tile_age_metric(stage, api, app_module, real_store_list, capsys):
+    store = _located(real_store_list, 1)[0]
+    stage.runtime.registry.import_stores([store])
+    key = str(stage.runtime.keys.issue(store.code))
+    pump = stage.pump(app_module.on_store_change)
+    _post(
+        api,
+        store.code,
+        key,
+        {"type": "delivery", "quantity": 5, "occurred_at": "2020-03-17T09:00:00+09:00"},
+    )
+
+    pump.poll_once()
+
+    metric_lines = [line for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert any('"TileAgeSeconds"' in line and '"Stage"' in line for line in metric_lines)
+
+
 def test_malformed_record_is_reported_not_fatal(stage, api, app_module, real_store_list):
     store = _located(real_store_list, 1)[0]
     stage.runtime.registry.import_stores([store])
@@ -320,3 +342,39 @@ def _validate_every_tile(stage, manifest: dict[str, Any]) -> None:
     for tile_id in manifest["tiles"]:
         errors = list(validator.iter_errors(stage.tile(tile_id)))
         assert errors == [], (tile_id, errors[:1])
+
+
+def test_prod_rejects_demo_import(stage, real_store_list):
+    demo = [replace(store, source="demo") for store in real_store_list.stores[:3]]
+    prod = Runtime(stage.settings.model_copy(update={"stage": "prod"}))
+
+    with pytest.raises(DemoDataInProdError):
+        prod.registry.import_stores([real_store_list.stores[3], *demo])
+
+    assert stage.item(real_store_list.stores[3].code) is None  # nothing was written
+
+
+def test_dev_marks_demo_stores(stage, real_store_list):
+    demo = replace(real_store_list.stores[0], source="demo")
+
+    stage.runtime.registry.import_stores([demo])
+
+    assert stage.item(demo.code)["source"]["S"] == "demo"
+
+
+def test_cli_demo_import_into_prod_fails(aws, stage, tmp_path, monkeypatch):
+    sample = tmp_path / "demo.csv"
+    sample.write_text(
+        "addr,code,latitude,longitude,name,type\n"
+        "서울특별시 중구 세종대로 110,99000001,37.5663,126.9779,시험약국,01\n",
+        encoding="utf-8",
+    )
+    prod = stage.settings.model_copy(update={"stage": "prod"})
+    for name, value in prod.as_environment().items():
+        monkeypatch.setenv(name, value)
+
+    result = CliRunner().invoke(cli, ["import-stores", "--file", str(sample), "--demo"])
+
+    assert result.exit_code != 0
+    assert "demo" in result.output
+    assert stage.item("99000001") is None
