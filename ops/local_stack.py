@@ -61,6 +61,8 @@ class LocalOptions:
     api_port: int
     tiles_port: int
     interactive: bool
+    # Add the figures beyond the smoke line (for benchmarks).
+    report_all: bool = False
 
 
 def run_local_stack(options: LocalOptions) -> dict[str, Any]:
@@ -95,14 +97,23 @@ def run_local_stack(options: LocalOptions) -> dict[str, Any]:
                 "tiles_published": tile_count,
                 "freshness_p95_s": _rounded(result.freshness_p95()),
             }
+            extra_figures = {
+                "freshness_max_s": _rounded(max(result.freshness_s, default=None)),
+                "freshness_samples": len(result.freshness_s),
+                "freshness_never_seen": result.never_seen,
+                "submissions_failed": result.failed,
+            }
             click.echo(
-                f"Replay done: {result.accepted} accepted, {result.rejected} rejected "
+                f"Replay done: {result.accepted} accepted, {result.rejected} rejected, "
+                f"{result.failed} failed after retries "
                 f"{dict(result.rejection_reasons) or ''}; stream batches {pump.stats.batches} "
                 f"({pump.stats.records} records, {pump.stats.handler_s:.1f} s in the handler); "
                 f"full build wrote {tiles_built} tiles.",
                 err=True,
             )
             runtime.regenerator.publish_full_lists()
+            if options.report_all:
+                summary |= extra_figures
             if options.interactive:
                 _serve_until_interrupted(api_url, tiles_url)
             stop.set()

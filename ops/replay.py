@@ -36,6 +36,7 @@ class ReplayResult:
     latencies_ms: list[float] = field(default_factory=list)
     freshness_s: list[float] = field(default_factory=list)
     never_seen: int = 0
+    failed: int = 0
 
     def freshness_p95(self) -> float | None:
         return _percentile(self.freshness_s, 95)
@@ -55,11 +56,12 @@ def _percentile(values: Sequence[float], percent: float) -> float | None:
 class SubmissionClient:
     """Posts submissions over keep-alive HTTP connections, one per thread."""
 
-    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 30.0, attempts: int = 4) -> None:
         parts = urlsplit(base_url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 80
         self._timeout_s = timeout_s
+        self._attempts = attempts
         self._local = threading.local()
 
     def post(self, code: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -70,18 +72,21 @@ class SubmissionClient:
             "Authorization": f"Bearer {key}",
             "Accept-Language": "en",
         }
-        for attempt in (1, 2):
+        for attempt in range(1, self._attempts + 1):
             connection = self._connection()
             try:
                 connection.request("POST", f"/v1/stores/{code}/submissions", payload, headers)
                 response = connection.getresponse()
                 data = response.read()
                 return response.status, json.loads(data or b"{}")
-            except (http.client.HTTPException, ConnectionError):
-                # A keep-alive connection the server closed: reconnect once.
+            except (http.client.HTTPException, OSError) as error:
+                # A closed keep-alive connection or a timeout: resend on a new connection, as a
+                # POS does. The submission id makes the resend safe if the first one landed.
                 self._local.connection = None
-                if attempt == 2:
+                connection.close()
+                if attempt == self._attempts:
                     raise
+                logger.warning("resending submission for store %s after %r", code, error)
         raise AssertionError("unreachable")
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -241,7 +246,13 @@ def _send(
     if event.quantity is not None:
         body["quantity"] = event.quantity
     sent = time.monotonic()
-    status, response = client.post(event.code, keys[event.code], body)
+    try:
+        status, response = client.post(event.code, keys[event.code], body)
+    except (http.client.HTTPException, OSError):
+        logger.exception("submission for store %s failed after retries", event.code)
+        with lock:
+            result.failed += 1
+        return
     accepted_at = time.monotonic()
     with lock:
         result.latencies_ms.append((accepted_at - sent) * 1000)
