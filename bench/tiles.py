@@ -1,10 +1,12 @@
 """Benchmark the tile side on the real store list, against the moto server.
 
-Figures: full_rebuild_s and full_rebuild_puts (every tile from a table scan);
-incremental_puts_per_dirty_tile (tile PUTs per distinct dirty tile over one batch of 100
-sales, goal 1.0) and the same counting manifest and 2020-shaped copies; tile_bytes_p95 and
-tile_gz_bytes_p95 (gzip level 6, as a CDN compresses); freshness_p95_s and freshness_max_s
-(submission accepted until its tile shows it) over a real-day replay at REPLAY_SPEED.
+Figures:
+- full_rebuild_s and full_rebuild_puts: every tile from a table scan.
+- incremental_puts_per_dirty_tile: tile PUTs per distinct dirty tile over one batch of
+  submissions to 100 stores (goal 1.0), and the same counting the manifest and 2020 copies.
+- tile_bytes_p95 and tile_gz_bytes_p95: gzip level 6, as a CDN compresses.
+- freshness_p95_s and freshness_max_s: submission accepted until its tile shows it, over a
+  real-day replay at REPLAY_SPEED.
 """
 
 import gzip
@@ -28,8 +30,8 @@ from chalicelib.submissions import Delivery, Sale
 from ops.local_stack import LocalOptions, run_local_stack
 from ops.stream_pump import StreamPump
 
-# 600 times real speed replays the 22-hour day in about 2.2 minutes: well over the 10x the
-# freshness goal asks for, and within the benchmark budget.
+# 600 times real speed replays the 22-hour day in about 2.2 minutes: well over the 10x that the
+# freshness goal requires, and within the benchmark budget.
 REPLAY_SPEED = 600.0
 BATCH_STORES = 100
 

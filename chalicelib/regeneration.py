@@ -8,8 +8,8 @@ per batch however many of its stores changed. A row only replaces a row with a l
 lost a race to another writer is redone on the fresh copy.
 
 Full rebuild (the ops CLI): every tile is built from a table scan and merged into the published
-tile under the same rules, so a rebuild running beside the stream handler cannot undo what the
-handler published after the scan began.
+tile under the same rules. A rebuild running beside the stream handler therefore cannot undo
+what the handler published after the scan began.
 """
 
 import logging
@@ -106,7 +106,7 @@ class TileRegenerator:
         self._zoom = zoom
 
     def scan_marker(self) -> str:
-        """The current time as published, to pass to `rebuild` as the scan's start."""
+        """Return the current time as published, to pass to `rebuild` as the scan's start."""
         return format_timestamp(self._clock(), self._zone)
 
     def _stale_before(self) -> str:
@@ -119,7 +119,7 @@ class TileRegenerator:
         return store
 
     def tiles_of(self, store: StoreSnapshot | None) -> list[str]:
-        """The tiles this stage lists a store in (none for a demo store in prod)."""
+        """Return the tiles this stage lists a store in (none for a demo store in prod)."""
         store = self._publishable(store)
         return tile_ids_for(store, self._zoom) if store else []
 
@@ -235,7 +235,7 @@ class TileRegenerator:
         }
 
     def stale_window(self, lookback_s: int) -> tuple[str, str]:
-        """The received_at range of stores that went stale within the last `lookback_s`."""
+        """Return the received_at range of stores that went stale within the last `lookback_s`."""
         stale_before = self._clock() - self._stale_after
         start = stale_before - timedelta(seconds=lookback_s)
         return format_timestamp(start, self._zone), format_timestamp(stale_before, self._zone)
@@ -243,8 +243,8 @@ class TileRegenerator:
     def refresh_stale(self, stores: Iterable[StoreSnapshot]) -> BatchOutcome:
         """Re-render stores whose last report just aged past the stale limit.
 
-        Their rows keep their version but change content (remain_stat becomes null), which the
-        merge accepts; rows already shown as unknown are left alone and cost no write.
+        Their rows keep their version but change content (remain_stat becomes null), and the
+        merge accepts that. Rows already shown as unknown are left alone and cost no write.
         """
         changes = [StoreChange("stale", None, store) for store in stores]
         return self.apply(changes)
@@ -346,7 +346,7 @@ def _merge(rows: dict[str, dict[str, Any]], patch: Patch) -> bool:
 def _merge_scan(
     current: dict[str, dict[str, Any]], scanned: dict[str, dict[str, Any]], scan_started_at: str
 ) -> dict[str, dict[str, Any]]:
-    """The scan's rows, except where the published tile holds something newer than the scan."""
+    """Merge a scan into a tile: the scan's rows, except where the tile has newer ones."""
     merged = dict(scanned)
     for code, row in current.items():
         newer = code in scanned and row["version"] > scanned[code]["version"]

@@ -124,7 +124,7 @@ def state_from_attributes(attributes: dict[str, Any]) -> StockState:
 
 
 def recent_entry(fingerprint: str, occurred_at: datetime) -> str:
-    """The value stored under a submission id in the item's `recent` map."""
+    """Return the value stored under a submission id in the item's `recent` map."""
     return f"{fingerprint}|{int(occurred_at.timestamp())}"
 
 
@@ -359,7 +359,7 @@ def _is_late(item: dict[str, Any], event: LedgerEvent, zone: tzinfo) -> bool:
 def submission_log_item(
     code: str, submission_id: str, fingerprint: str, occurred_at: datetime, retention_s: int
 ) -> dict[str, Any]:
-    """A record of the submission log: the store, id, body fingerprint and expiry (TTL)."""
+    """Build a submission log record: the store, id, body fingerprint and expiry (TTL)."""
     expires_at = int(occurred_at.timestamp()) + retention_s
     return {
         "id": {"S": f"{code}#{submission_id}"},

@@ -98,7 +98,7 @@ class Batch(BaseModel):
 
 
 def fingerprint(event: Event, zone: tzinfo) -> str:
-    """A short hash of an event's content; equal events (same instant) give equal prints."""
+    """Hash an event's content; equal events (the same instant too) give equal fingerprints."""
     content = {
         "type": event.type,
         "quantity": getattr(event, "quantity", None),
@@ -127,7 +127,7 @@ class SubmissionService:
             raise InvalidApiKeyError(code)
         key = parse_api_key(presented_key, code)
         if key.code != code:
-            # Another store's key: say 403 only when that key is genuine, else 401.
+            # Another store's key: return 403 only when that key is genuine, else 401.
             if self._keys.is_valid(key):
                 raise ForeignStoreKeyError(key.code, code)
             raise InvalidApiKeyError(code)

@@ -2,8 +2,8 @@
 
 Pure functions only; `publishing` stores the documents and `regeneration` decides when. A tile
 is a JSON document listing stores with the field names of the 2020 public-mask API (code, name,
-addr, type, lat, lng, stock_at, remain_stat, created_at) plus `version`, a per-store counter
-that grows with every write to the store and lets a newer row win over an older one.
+addr, type, lat, lng, stock_at, remain_stat, created_at). Each row also has `version`, a
+per-store counter that grows with every write to the store, so a newer row wins over an older.
 
 A tile document is a function of its rows alone (no wall-clock time in it), so the incremental
 path and a full rebuild of the same data produce the same bytes.
@@ -93,7 +93,7 @@ def sigungu_tile_id(sido: str, sigungu: str) -> str:
 
 
 def tile_ids_for(store: StoreSnapshot, zoom: int = GRID_ZOOM) -> list[str]:
-    """The tiles that list a store: its grid cell (when located), its sido and its sigungu."""
+    """Return the tiles that list a store: its grid cell (when located), sido and sigungu."""
     tile_ids = []
     if store.lat is not None and store.lng is not None:
         tile_ids.append(cell_for(store.lat, store.lng, zoom).tile_id)
@@ -105,7 +105,7 @@ def tile_ids_for(store: StoreSnapshot, zoom: int = GRID_ZOOM) -> list[str]:
 
 
 def store_row(store: StoreSnapshot, stale_before: str | None = None) -> dict[str, Any]:
-    """One store as a tile lists it.
+    """Render one store as a tile lists it.
 
     A store whose latest report was received before `stale_before` shows remain_stat null
     (unknown) with its old stock_at: an old figure must never read as "plenty".
@@ -148,7 +148,7 @@ TEST_NOTICE = "테스트 데이터입니다. 실제 재고가 아닙니다. / TE
 
 
 def build_tile(tile_id: str, rows: dict[str, dict[str, Any]], *, stage: str) -> dict[str, Any]:
-    """A tile document, determined by its rows alone so equal content gives equal bytes.
+    """Build a tile document from its rows alone, so equal content gives equal bytes.
 
     Stores are sorted by code. Stores without coordinates (only in region tiles) are listed
     apart, in `stores_without_location`, so `lat` and `lng` in `stores` are always numbers.
