@@ -5,6 +5,7 @@ This module is the thin edge: it parses requests and events, calls one domain ob
 """
 
 import json
+import os
 import time
 from typing import Any
 
@@ -251,7 +252,9 @@ def _publish_tile_age(records: list[dict[str, Any]]) -> None:
         for record in records
         if isinstance(record.get("dynamodb", {}).get("ApproximateCreationDateTime"), int | float)
     ]
-    if not created:
+    # Only Lambda ships stdout to CloudWatch; elsewhere (local stack, benchmarks) the embedded
+    # metric lines would mix with the program's own output.
+    if not created or "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:
         return
     # Wall-clock time on purpose: the stream stamps records with it.
     age_s = max(0.0, time.time() - min(created))
@@ -259,6 +262,15 @@ def _publish_tile_age(records: list[dict[str, Any]]) -> None:
         name="TileAgeSeconds", unit=MetricUnit.Seconds, value=age_s, namespace="Stockfeed"
     ) as metric:
         metric.add_dimension(name="Stage", value=runtime().settings.stage)
+
+
+@app.route("/v1/openapi.json", methods=["GET"])
+def openapi() -> Response:
+    """Serve the OpenAPI 3.1 document of this API, generated from the request models."""
+    # Imported on first use: building the schemas costs time that a cold start should not pay.
+    from chalicelib.openapi import openapi_document
+
+    return _json_response(200, openapi_document())
 
 
 @app.route("/v1/health", methods=["GET"])

@@ -10,8 +10,10 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError, NoRegionError
 
 from chalicelib.errors import DemoDataInProdError, UnknownStoreError
 from chalicelib.regeneration import snapshots_from_items
@@ -29,7 +31,20 @@ def _runtime() -> Runtime:
     return Runtime(Settings.from_environment())
 
 
-@click.group()
+class _AwsErrorsAsMessages(click.Group):
+    """Turns missing AWS configuration into a one-line error instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (NoRegionError, NoCredentialsError, EndpointConnectionError) as error:
+            raise click.ClickException(
+                f"{str(error).rstrip('.')}. Set AWS_DEFAULT_REGION and credentials for the target account, or, "
+                "for the local stack, the export line that `make run` prints."
+            ) from error
+
+
+@click.group(cls=_AwsErrorsAsMessages)
 @click.option("--verbose", is_flag=True, help="Log at DEBUG level to stderr.")
 def cli(verbose: bool) -> None:
     """Operate a stockfeed stage."""

@@ -86,7 +86,7 @@ def run_local_stack(options: LocalOptions) -> dict[str, Any]:
             tile_server = TileServer(options.tiles_port, runtime.s3, settings.bucket_name)
             tile_server.start_in_background()
             tiles_url = f"{tile_server.base_url}/{settings.tile_prefix}/"
-            _print_urls(api_url, tiles_url)
+            _print_urls(api_url, tiles_url, aws)
             result = _replay_day(options, runtime, stores, api_url, stop)
             manifest = runtime.bucket.read(runtime.bucket.manifest_key)
             tile_count = len(manifest.document["tiles"]) if manifest else 0
@@ -105,8 +105,9 @@ def run_local_stack(options: LocalOptions) -> dict[str, Any]:
             }
             click.echo(
                 f"Replay done: {result.accepted} accepted, {result.rejected} rejected, "
-                f"{result.failed} failed after retries "
-                f"{dict(result.rejection_reasons) or ''}; stream batches {pump.stats.batches} "
+                f"{result.failed} failed after retries"
+                f"{' ' + str(dict(result.rejection_reasons)) if result.rejection_reasons else ''}; "
+                f"stream batches {pump.stats.batches} "
                 f"({pump.stats.records} records, {pump.stats.handler_s:.1f} s in the handler); "
                 f"full build wrote {tiles_built} tiles.",
                 err=True,
@@ -209,8 +210,11 @@ def _start_pump(
     return pump
 
 
-def _print_urls(api_url: str, tiles_url: str) -> None:
+def _print_urls(api_url: str, tiles_url: str, aws: EmbeddedAws) -> None:
     click.echo("", err=True)
+    exports = " ".join(f"{name}={value}" for name, value in aws.environment().items())
+    click.echo("  Ops CLI against this stack, from another terminal:", err=True)
+    click.echo(f"    export {exports}", err=True)
     click.echo(f"  Map page       : {tiles_url.removesuffix('v1/')}index.html", err=True)
     click.echo(f"  Submission API : {api_url}/v1/stores/<code>/submissions", err=True)
     click.echo(f"  Manifest       : {tiles_url}manifest.json", err=True)

@@ -272,7 +272,10 @@ def test_redelivered_batch_leaves_tiles_unchanged(stage, api, app_module, real_s
     assert after == before
 
 
-def test_handler_publishes_tile_age_metric(stage, api, app_module, real_store_list, capsys):
+def test_handler_publishes_tile_age_metric(
+    stage, api, app_module, real_store_list, capsys, monkeypatch
+):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stockfeed-test-on_store_change")
     store = _located(real_store_list, 1)[0]
     stage.runtime.registry.import_stores([store])
     key = str(stage.runtime.keys.issue(store.code))
