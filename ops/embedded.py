@@ -14,10 +14,12 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 REGION = "ap-northeast-2"
 # moto accepts any credentials; fixed dummy ones keep a developer's real ones out of the way.
 DUMMY_CREDENTIALS = {
@@ -90,10 +92,11 @@ def embedded_aws(port: int | None = None, log_path: str | None = None) -> Iterat
     port = port or free_port()
     log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed in finally
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "ops.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **DUMMY_CREDENTIALS},
+        cwd=REPO_ROOT,
         preexec_fn=die_with_parent,
     )
     try:
