@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 import boto3
+import botocore
 from botocore.config import Config
 
 from chalicelib.clock import Clock, system_clock
@@ -45,7 +46,15 @@ class Runtime:
 
     @cached_property
     def s3(self) -> Any:
-        return boto3.client("s3", config=self._client_config)
+        client = boto3.client("s3", config=self._client_config)
+        put_object = client.meta.service_model.operation_model("PutObject")
+        if "IfMatch" not in put_object.input_shape.members:
+            # The Lambda runtime provides boto3 (it is not bundled); tiles need If-Match.
+            raise RuntimeError(
+                f"botocore {botocore.__version__} cannot send conditional S3 PUTs (If-Match); "
+                "add a newer boto3 to requirements.txt"
+            )
+        return client
 
     @cached_property
     def ledger(self) -> StockLedger:
