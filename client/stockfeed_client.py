@@ -196,7 +196,12 @@ class StockfeedClient:
     def region(self, sido: str, sigungu: str | None = None) -> list[Store]:
         """Return the stores of a sido, or of one of its sigungu, sorted by code."""
         document = self.tile(region_tile_id(sido, sigungu))
-        rows = document.get("stores", []) if document else []
+        # Stores without coordinates are listed apart in region tiles, but they are still there.
+        rows = (
+            [*document.get("stores", []), *document.get("stores_without_location", [])]
+            if document
+            else []
+        )
         return sorted((_store_from_row(row, None) for row in rows), key=lambda store: store.code)
 
     def _get(self, url: str) -> dict[str, Any] | None:

@@ -165,10 +165,17 @@ export class StockfeedClient {
     );
   }
 
+  /** The same as storesNear, under the name the Python client uses. */
+  stores_near(lat, lng, radiusM) {
+    return this.storesNear(lat, lng, radiusM);
+  }
+
   /** Returns the stores of a sido, or of one of its sigungu, sorted by code. */
   async region(sido, sigungu = null) {
     const document = await this.tile(regionTileId(sido, sigungu));
-    const stores = (document?.stores ?? []).map((row) => ({ ...row, distance_m: null }));
+    // Stores without coordinates are listed apart in region tiles, but they are still there.
+    const rows = [...(document?.stores ?? []), ...(document?.stores_without_location ?? [])];
+    const stores = rows.map((row) => ({ ...row, distance_m: null }));
     return stores.sort((a, b) => a.code.localeCompare(b.code));
   }
 
