@@ -12,7 +12,7 @@ PYTHON313 ?= $(shell for candidate in python3.13 $$HOME/.pyenv/versions/3.13*/bi
 	if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; \
 	then echo "$$candidate"; break; fi; done)
 
-.PHONY: help venv system-deps run smoke test check fmt lint types bench clean deploy-check
+.PHONY: help venv system-deps bench-tools run smoke test check fmt lint types bench clean deploy-check
 
 help:
 	@echo "make run    - start the local stack on the real store list and replay one real day"
@@ -20,6 +20,7 @@ help:
 	@echo "make test   - the whole test suite (what CI runs)"
 	@echo "make check  - format check, lint (ruff), types (mypy) and the tests"
 	@echo "make fmt    - format the code with ruff"
+	@echo "make bench  - run the benchmarks (20 min at most); writes bench/results.json"
 	@echo "make deploy-check - offline deploy checks: cfn-lint, chalice package per stage, moto tests"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -74,6 +75,21 @@ types: venv
 	$(PY) -m mypy
 
 check: lint types test
+
+# Debian packages the read-path and truth-rate benchmarks drive: nginx as the CDN stand-in, wrk
+# as the load generator, libfaketime to run nginx's cache clock at the replay's speed.
+BENCH_PACKAGES := nginx wrk libfaketime
+
+bench-tools:
+	@if ! command -v nginx >/dev/null || ! command -v wrk >/dev/null \
+		|| ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then \
+		echo "Installing Debian packages: $(BENCH_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $(BENCH_PACKAGES); \
+	fi
+
+bench: venv bench-tools
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

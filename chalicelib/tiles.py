@@ -17,9 +17,10 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from chalicelib.grid import GRID_ZOOM, GridCell, cell_for
-from chalicelib.stock import remain_stat_for
+from chalicelib.stock import RemainStat, remain_stat_for
 
 TILE_SCHEMA = "stockfeed.tile.v1"
+_BANDS_WITH_STOCK = (RemainStat.PLENTY, RemainStat.SOME, RemainStat.FEW)
 MANIFEST_SCHEMA = "stockfeed.manifest.v1"
 STORE_FIELDS = (
     "code",
@@ -107,11 +108,17 @@ def tile_ids_for(store: StoreSnapshot, zoom: int = GRID_ZOOM) -> list[str]:
 def store_row(store: StoreSnapshot, stale_before: str | None = None) -> dict[str, Any]:
     """Render one store as a tile lists it.
 
-    A store whose latest report was received before `stale_before` shows remain_stat null
-    (unknown) with its old stock_at: an old figure must never read as "plenty".
+    A store whose latest report was received before `stale_before` and that still shows stock
+    (plenty, some or few) shows remain_stat null (unknown) with its old stock_at: an old figure
+    must never read as available. Empty and break stay as they are, because leaving them takes
+    a delivery or a resume, which the store reports.
     """
     remain_stat = remain_stat_for(store.stock, store.paused)
-    stale = stale_before is not None and (store.received_at or "") < stale_before
+    stale = (
+        stale_before is not None
+        and (store.received_at or "") < stale_before
+        and remain_stat in _BANDS_WITH_STOCK
+    )
     row: dict[str, Any] = {
         "code": store.code,
         "name": store.name,

@@ -63,6 +63,16 @@ def test_stale_row_shows_unknown_with_old_stock_at():
     assert row["stock_at"] == "2020-03-17T09:00:00+09:00"
 
 
+def test_stale_empty_and_break_rows_keep_their_band():
+    stale_before = "2020-03-17T10:00:00+09:00"
+
+    empty = store_row(_store(stock=0), stale_before=stale_before)
+    paused = store_row(_store(stock=50, paused=True), stale_before=stale_before)
+
+    assert empty["remain_stat"] == "empty"
+    assert paused["remain_stat"] == "break"
+
+
 def test_recent_row_is_not_stale():
     row = store_row(_store(stock=120), stale_before="2020-03-17T08:00:00+09:00")
 
