@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REPO_ROOT
+
 pytestmark = pytest.mark.functional
 
 JSON = "application/json; charset=utf-8"
@@ -282,3 +284,12 @@ def test_submission_id_is_required(api, stage, store):
     assert response.status_code == 400
     assert _error(response)["field"] == "submission_id"
     assert _error(response)["code"] == "missing"
+
+
+def test_openapi_document_is_served(api):
+    committed = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
+
+    response = api.http.get("/v1/openapi.json")
+
+    assert response.status_code == 200
+    assert json.loads(response.body) == committed
