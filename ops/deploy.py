@@ -324,9 +324,29 @@ def _api_policy(target: PolicyTarget) -> dict[str, Any]:
     }
 
 
+def _tile_statements(target: PolicyTarget) -> list[dict[str, Any]]:
+    """Statements that let a function read and write the tiles under v1/ of its bucket."""
+    bucket = f"arn:{target.partition}:s3:::{target.bucket_name}"
+    return [
+        {
+            "Sid": "PublishTiles",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": f"{bucket}/v1/*",
+        },
+        {
+            # Without it S3 returns 403 instead of 404 for a GET of a missing object, so the
+            # publisher could not tell a tile it must create from a denied read.
+            "Sid": "TellMissingTiles",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket,
+        },
+    ]
+
+
 def _stream_policy(target: PolicyTarget) -> dict[str, Any]:
     stream = _arn(target, "dynamodb", f"table/{target.table_name}/stream/*")
-    bucket = f"arn:{target.partition}:s3:::{target.bucket_name}"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -342,20 +362,7 @@ def _stream_policy(target: PolicyTarget) -> dict[str, Any]:
                 ],
                 "Resource": stream,
             },
-            {
-                "Sid": "PublishTiles",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": f"{bucket}/v1/*",
-            },
-            {
-                # Without it S3 returns 403 instead of 404 for a GET of a missing object, so the
-                # publisher could not tell a tile it must create from a denied read.
-                "Sid": "TellMissingTiles",
-                "Effect": "Allow",
-                "Action": "s3:ListBucket",
-                "Resource": bucket,
-            },
+            *_tile_statements(target),
             {
                 # Lambda sends the on-failure record with the function's own role.
                 "Sid": "ReportFailedBatches",
@@ -381,7 +388,6 @@ def _stream_policy(target: PolicyTarget) -> dict[str, Any]:
 
 
 def _refresh_policy(target: PolicyTarget) -> dict[str, Any]:
-    bucket = f"arn:{target.partition}:s3:::{target.bucket_name}"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -393,18 +399,7 @@ def _refresh_policy(target: PolicyTarget) -> dict[str, Any]:
                 "Action": "dynamodb:Scan",
                 "Resource": _arn(target, "dynamodb", f"table/{target.table_name}"),
             },
-            {
-                "Sid": "PublishTiles",
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:PutObject"],
-                "Resource": f"{bucket}/v1/*",
-            },
-            {
-                "Sid": "TellMissingTiles",
-                "Effect": "Allow",
-                "Action": "s3:ListBucket",
-                "Resource": bucket,
-            },
+            *_tile_statements(target),
         ],
     }
 
