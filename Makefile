@@ -103,7 +103,7 @@ bench: venv bench-tools
 	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
 
 # Offline: nothing here talks to AWS. chalice package loads app.py, which needs a stream ARN
 # syntactically valid for the stage; the stage's config value wins once write-config has run.
