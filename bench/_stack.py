@@ -24,9 +24,7 @@ from chalicelib.stores import StoreRecord, read_store_list
 from chalicelib.tiles import snapshot_from_item
 from ops.embedded import (
     EmbeddedAws,
-    create_stores_table,
-    create_submissions_table,
-    create_tile_bucket,
+    create_stage_resources,
     die_with_parent,
     embedded_aws,
     free_port,
@@ -64,10 +62,7 @@ def running_stage(log_dir: Path) -> Iterator[Stage]:
         settings = Settings(stage="dev", log_level="WARNING")
         os.environ.update(settings.as_environment())
 
-        dynamodb = aws.client("dynamodb")
-        stream_arn = create_stores_table(dynamodb, settings.table_name)
-        create_submissions_table(dynamodb, settings.submissions_table_name)
-        create_tile_bucket(aws.client("s3"), settings.bucket_name)
+        stream_arn = create_stage_resources(aws, settings)
 
         runtime = Runtime(settings)
         stores = read_store_list(STORE_LIST).stores

@@ -40,7 +40,7 @@ from bench._stack import (
 from chalicelib.runtime import Runtime
 from chalicelib.settings import Settings
 from chalicelib.stores import StoreRecord
-from ops.embedded import create_stores_table, create_submissions_table, create_tile_bucket
+from ops.embedded import create_stage_resources
 from ops.history import BREAK, KST, PlannedEvent, available_dates, load_history, plan_day
 from ops.replay import ReplayResult, replay
 
@@ -167,10 +167,7 @@ def count_dynamodb_requests(
         bucket_name="bench-count-tiles",
         submissions_table_name="bench-count-submissions",
     )
-    dynamodb = stage.aws.client("dynamodb")
-    create_stores_table(dynamodb, settings.table_name)
-    create_submissions_table(dynamodb, settings.submissions_table_name)
-    create_tile_bucket(stage.aws.client("s3"), settings.bucket_name)
+    create_stage_resources(stage.aws, settings)
 
     events = hour.events[:count]
     codes = {event.code for event in events}

@@ -19,6 +19,8 @@ from typing import Any
 
 import boto3
 
+from chalicelib.settings import Settings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REGION = "ap-northeast-2"
 # moto accepts any credentials; fixed dummy ones keep a developer's real ones out of the way.
@@ -44,7 +46,7 @@ def die_with_parent() -> None:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -148,3 +150,12 @@ def create_tile_bucket(s3: Any, bucket_name: str) -> None:
 def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
     """This process's environment plus `extra`, for a child process."""
     return {**os.environ, **extra}
+
+
+def create_stage_resources(aws: EmbeddedAws, settings: Settings) -> str:
+    """Create a stage's stores table, submissions table and tile bucket; returns the stream ARN."""
+    dynamodb = aws.client("dynamodb")
+    stream_arn = create_stores_table(dynamodb, settings.table_name)
+    create_submissions_table(dynamodb, settings.submissions_table_name)
+    create_tile_bucket(aws.client("s3"), settings.bucket_name)
+    return stream_arn

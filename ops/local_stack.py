@@ -29,9 +29,7 @@ from chalicelib.stores import StoreRecord, read_store_list
 from chalicelib.tiles import StoreSnapshot, tile_ids_for
 from ops.embedded import (
     EmbeddedAws,
-    create_stores_table,
-    create_submissions_table,
-    create_tile_bucket,
+    create_stage_resources,
     die_with_parent,
     embedded_aws,
     free_port,
@@ -127,9 +125,7 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _create_resources(aws: EmbeddedAws, settings: Settings) -> str:
-    stream_arn = create_stores_table(aws.client("dynamodb"), settings.table_name)
-    create_submissions_table(aws.client("dynamodb"), settings.submissions_table_name)
-    create_tile_bucket(aws.client("s3"), settings.bucket_name)
+    stream_arn = create_stage_resources(aws, settings)
     click.echo(
         f"Embedded AWS at {aws.endpoint_url}: table {settings.table_name}, "
         f"bucket {settings.bucket_name}",

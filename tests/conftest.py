@@ -19,9 +19,7 @@ from chalicelib.settings import Settings
 from chalicelib.stores import StoreList, read_store_list
 from ops.embedded import (
     EmbeddedAws,
-    create_stores_table,
-    create_submissions_table,
-    create_tile_bucket,
+    create_stage_resources,
     embedded_aws,
 )
 from ops.stream_pump import StreamPump
@@ -65,9 +63,7 @@ class Stage:
         self.aws = aws
         self.dynamodb = aws.client("dynamodb")
         self.s3 = aws.client("s3")
-        self.stream_arn = create_stores_table(self.dynamodb, self.settings.table_name)
-        create_tile_bucket(self.s3, self.settings.bucket_name)
-        create_submissions_table(self.dynamodb, self.settings.submissions_table_name)
+        self.stream_arn = create_stage_resources(aws, self.settings)
         self.runtime = Runtime(self.settings, clock=lambda: FIXED_NOW)
 
     def pump(self, handler: Any, position: str = "LATEST") -> StreamPump:
