@@ -2,7 +2,7 @@
 
 Every published timestamp is ISO 8601 with an explicit offset, computed without the host's
 time zone. A submitted time without an offset is read in the deployment's zone (Korea Standard
-Time for the public-mask deployment), which is the rule POS vendors are told.
+Time for the public-mask deployment), which is the rule the POS integration guide documents.
 """
 
 from collections.abc import Callable
@@ -12,7 +12,7 @@ Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
-    """The current time, aware, in UTC."""
+    """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
 
 

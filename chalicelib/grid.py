@@ -2,7 +2,7 @@
 
 Zoom 13 tiles are 360/2**13 = 0.044 degrees of longitude wide: about 3.9 km east-west at Seoul's
 latitude (37.5 N) and the same north-south, since Mercator tiles are square on the ground. A
-phone showing a city at street level sees less than one tile in each direction, so its view
+phone showing a city at street level shows less than one tile in each direction, so its view
 touches at most 2 x 2 = 4 tiles. The scheme is the one every web map uses, so app developers can
 compute tile numbers with any map library.
 """
@@ -45,7 +45,7 @@ def _latitude_of(y: int, zoom: int) -> float:
 
 
 def cell_for(lat: float, lng: float, zoom: int = GRID_ZOOM) -> GridCell:
-    """The grid tile that contains a point."""
+    """Return the grid tile that contains a point."""
     lat = max(-_MAX_LATITUDE, min(_MAX_LATITUDE, lat))
     scale = 1 << zoom
     x = int((lng + 180.0) / 360.0 * scale)
@@ -56,7 +56,7 @@ def cell_for(lat: float, lng: float, zoom: int = GRID_ZOOM) -> GridCell:
 def cells_covering(
     lat: float, lng: float, radius_m: float, zoom: int = GRID_ZOOM
 ) -> list[GridCell]:
-    """Every grid tile that a circle around a point touches (its bounding box's tiles)."""
+    """Return every grid tile that a circle around a point touches (its bounding box's tiles)."""
     meters_per_degree = 111_320.0
     dlat = radius_m / meters_per_degree
     dlng = radius_m / (meters_per_degree * max(math.cos(math.radians(lat)), 1e-6))

@@ -58,7 +58,7 @@ class TileBucket:
         return f"{self._prefix}/{tile_id}.json"
 
     def object_key_of(self, suffix: str) -> str:
-        """The key of a document given by its path under the prefix (extension included)."""
+        """Return the key of a document given by its path under the prefix (extension included)."""
         return f"{self._prefix}/{suffix}"
 
     @property

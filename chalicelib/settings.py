@@ -91,6 +91,6 @@ class Settings(BaseModel):
         return cls.model_validate(values)
 
     def as_environment(self) -> dict[str, str]:
-        """The STOCKFEED_* variables that reproduce these settings in a child process."""
+        """Return the STOCKFEED_* variables that reproduce these settings in a child process."""
         dumped = self.model_dump()
         return {variable: str(dumped[field]) for variable, field in ENVIRONMENT_VARIABLES.items()}

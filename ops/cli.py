@@ -39,8 +39,8 @@ class _AwsErrorsAsMessages(click.Group):
             return super().invoke(ctx)
         except (NoRegionError, NoCredentialsError, EndpointConnectionError) as error:
             raise click.ClickException(
-                f"{str(error).rstrip('.')}. Set AWS_DEFAULT_REGION and credentials for the target account, or, "
-                "for the local stack, the export line that `make run` prints."
+                f"{str(error).rstrip('.')}. Set AWS_DEFAULT_REGION and credentials for the "
+                "target account, or, for the local stack, the export line that `make run` prints."
             ) from error
 
 
@@ -132,7 +132,7 @@ def rebuild_tiles() -> None:
 
 @cli.group()
 def local() -> None:
-    """The whole pipeline on this machine, against the embedded AWS."""
+    """Run the whole pipeline on this machine, against the embedded AWS."""
 
 
 @local.command("run")

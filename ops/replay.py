@@ -188,8 +188,8 @@ def replay(
     wall_origin = datetime.now(UTC)
 
     def replay_time(moment: datetime) -> datetime:
-        # The replayed day runs `speed` times faster than real time, and so do its event times:
-        # the API sees a day that happens now, compressed.
+        # The replayed day runs `speed` times faster than real time, and so do its event times.
+        # The API receives a day that happens now, compressed.
         return wall_origin + (moment - origin) / speed
 
     def work(inbox: queue.Queue[tuple[int, PlannedEvent] | None]) -> None:

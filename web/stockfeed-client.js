@@ -165,7 +165,7 @@ export class StockfeedClient {
     );
   }
 
-  /** The same as storesNear, under the name the Python client uses. */
+  /** Returns the same as storesNear, under the name the Python client uses. */
   stores_near(lat, lng, radiusM) {
     return this.storesNear(lat, lng, radiusM);
   }

@@ -30,8 +30,8 @@ pytestmark = pytest.mark.functional
 
 CLIENTS = 32
 SALES_PER_CLIENT = 50
-# A late sale is a transaction and a read; on the moto server, which runs DynamoDB requests one
-# at a time, 32 x 50 of them take minutes. 32 x 5 still races every client against the others.
+# A late sale is a transaction and a read. The moto server runs DynamoDB requests one at a time,
+# so 32 x 50 of them take minutes there. 32 x 5 still races every client against the others.
 LATE_SALES_PER_CLIENT = 5
 
 
